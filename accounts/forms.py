@@ -1,0 +1,34 @@
+from django import forms
+
+from accounts.models import StaffUser
+from accounts.roles import GRANTABLE_ROLES, Role
+
+
+def _role_choices(actor: StaffUser) -> list[tuple[str, str]]:
+    grantable = GRANTABLE_ROLES.get(Role(actor.role), frozenset())
+    return [(role.value, role.label) for role in Role if role in grantable]
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+    full_name = forms.CharField(max_length=200, required=False)
+    role = forms.ChoiceField()
+
+    def __init__(self, *args: object, actor: StaffUser, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = _role_choices(actor)
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].lower()
+        if StaffUser.objects.filter(email=email).exists():
+            raise forms.ValidationError("A staff account with this email already exists.")
+        return email
+
+
+class MemberForm(forms.Form):
+    role = forms.ChoiceField()
+    is_active = forms.BooleanField(required=False, label="Active (may sign in)")
+
+    def __init__(self, *args: object, actor: StaffUser, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = _role_choices(actor)

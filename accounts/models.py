@@ -1,0 +1,81 @@
+"""Partners (the tenants) and their staff, the project's user model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.roles import Role
+
+
+class Partner(models.Model):
+    """A tenant of the product: every row of customer data belongs to exactly one partner."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StaffUserManager(BaseUserManager["StaffUser"]):
+    # Deliberately unscoped: authentication looks users up before any partner is known.
+    # Views list staff through accounts.selectors, which always take the partner.
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> StaffUser:
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.full_clean(exclude=["password"])
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> StaffUser:
+        """A platform operator: no partner, works in Django's admin only."""
+        fields.update(is_staff=True, is_superuser=True, partner=None, role="")
+        return self.create_user(email, password, **fields)
+
+
+class StaffUser(AbstractBaseUser, PermissionsMixin):
+    """A person working for one partner, with one role (SPEC §4); logs in by email.
+
+    Platform operators (superusers) have no partner and no role: they use Django's admin.
+    """
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, null=True, blank=True, related_name="staff")
+    role = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="Can use Django's admin (operators).")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = StaffUserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            # Partner staff always have a role; operators have neither partner nor role.
+            models.CheckConstraint(
+                name="staff_partner_has_role",
+                condition=(Q(partner__isnull=False) & Q(role__in=Role.values))
+                | (Q(partner__isnull=True) & Q(role="") & Q(is_superuser=True)),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def display_name(self) -> str:
+        return self.full_name or self.email

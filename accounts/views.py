@@ -1,0 +1,50 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from accounts import selectors, services
+from accounts.forms import InviteForm, MemberForm
+from accounts.roles import Action, Role, can_grant, can_manage_member, require_action
+
+
+@require_action(Action.MANAGE_STAFF)
+def staff_list(request: HttpRequest) -> HttpResponse:
+    staff = selectors.staff_list(partner=request.partner)
+    manageable = {member.pk for member in staff if can_manage_member(request.user, member)}
+    return render(request, "accounts/staff_list.html", {"staff": staff, "manageable": manageable})
+
+
+@require_action(Action.MANAGE_STAFF)
+def staff_invite(request: HttpRequest) -> HttpResponse:
+    role = _posted_role(request)
+    if role is not None and not can_grant(request.user, role):
+        raise PermissionDenied
+    form = InviteForm(request.POST or None, actor=request.user)
+    if request.method == "POST" and form.is_valid():
+        member = services.staff_invite(request=request, partner=request.partner, **form.cleaned_data)
+        messages.success(request, f"Invitation sent to {member.email}.")
+        return redirect("staff:list")
+    return render(request, "accounts/staff_invite.html", {"form": form})
+
+
+@require_action(Action.VIEW_INSIGHTS)  # any partner member; managing is checked after the lookup
+def staff_edit(request: HttpRequest, staff_id: int) -> HttpResponse:
+    # Inside the tenant first (another partner's id is a 404), then the role (403).
+    member = selectors.staff_get(partner=request.partner, staff_id=staff_id)
+    if not can_manage_member(request.user, member, _posted_role(request)):
+        raise PermissionDenied
+    form = MemberForm(
+        request.POST or None, actor=request.user, initial={"role": member.role, "is_active": member.is_active}
+    )
+    if request.method == "POST" and form.is_valid():
+        services.staff_update(member=member, **form.cleaned_data)
+        messages.success(request, f"{member.email} updated.")
+        return redirect("staff:list")
+    return render(request, "accounts/staff_edit.html", {"form": form, "member": member})
+
+
+def _posted_role(request: HttpRequest) -> str | None:
+    """The role a POST asks to grant; granting a role one may not grant is a 403, not a form error."""
+    role = request.POST.get("role") if request.method == "POST" else None
+    return role if role in Role.values else None

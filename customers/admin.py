@@ -1,0 +1,32 @@
+"""Read-mostly admin views of tenant data for platform operators (unscoped: operators only)."""
+
+from django.contrib import admin
+
+from customers.models import Customer, ImportRun, Product, Subscription
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["name", "external_id", "domain", "partner"]
+    list_filter = ["partner"]
+    search_fields = ["name", "external_id", "domain"]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["sku", "name", "family", "partner"]
+    list_filter = ["family", "partner"]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "customer", "product", "quantity", "status", "is_trial", "source"]
+    list_filter = ["status", "source", "is_trial", "partner"]
+    raw_id_fields = ["customer", "product"]
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    list_display = ["pk", "partner", "origin", "status", "started_at", "error_count"]
+    list_filter = ["status", "origin", "partner"]
+    readonly_fields = [f.name for f in ImportRun._meta.fields]

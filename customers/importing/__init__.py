@@ -1,0 +1,1 @@
+"""Imports of partner data (SPEC §6): validate everything, then write all or nothing."""

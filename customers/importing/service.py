@@ -1,0 +1,162 @@
+"""The import service: stream every file into staging, check it all, then write it all.
+
+1. each file streams through `files.read_rows` (cell checks) into a temporary staging table;
+2. `checks.run_checks` looks for duplicates and unknown or crossing references, in SQL;
+3. only when nothing is wrong, `apply` upserts the staged rows into the live tables.
+All of it runs in one transaction under a per-partner lock: one bad row and nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Partner, StaffUser
+from customers.importing import apply, checks, files, staging
+from customers.importing.issues import ImportIssue, ImportRejected, IssueList
+from customers.importing.sources import ImportSource
+from customers.models import ImportRun, Product, ProductWorkload
+from partnerinsights.db import partner_lock
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]
+
+
+def data_import(
+    *,
+    partner: Partner,
+    source: ImportSource,
+    origin: str,
+    started_by: StaffUser | None = None,
+    progress: Progress | None = None,
+) -> ImportRun:
+    """Imports `source` for `partner` and returns the recorded run (succeeded or failed)."""
+    run = ImportRun.objects.create(partner=partner, origin=origin, started_by=started_by, source_name=source.name[:500])
+    issues = IssueList()
+    warnings: list[str] = []
+    try:
+        with transaction.atomic():
+            partner_lock("import", partner.pk)
+            counts, affected = _stage_check_apply(partner, source, issues, warnings, progress)
+    except ImportRejected:
+        run.status = ImportRun.Status.FAILED
+    except Exception:
+        logger.exception("Import %s of partner %s failed unexpectedly", run.pk, partner.slug)
+        run.status = ImportRun.Status.FAILED
+        issues.add(ImportIssue(source.name, 0, "-", "unexpected error while importing; nothing was written"))
+        _finish(run, issues, warnings, source)
+        raise
+    else:
+        run.status = ImportRun.Status.SUCCEEDED
+        run.counts = counts
+        run.affected_from, run.affected_to = affected
+        previous = (
+            ImportRun.objects.filter(partner=partner, sha256=source.sha256, status=ImportRun.Status.SUCCEEDED)
+            .exclude(pk=run.pk)
+            .first()
+        )
+        if previous is not None:
+            warnings.append(f"Same content as import #{previous.pk} of {previous.started_at:%Y-%m-%d %H:%M}.")
+    finally:
+        staging.drop_tables()
+    _finish(run, issues, warnings, source)
+    return run
+
+
+def _finish(run: ImportRun, issues: IssueList, warnings: list[str], source: ImportSource) -> None:
+    run.sha256 = source.sha256
+    run.errors = [issue.as_dict() for issue in issues.sorted()]
+    run.error_count = issues.total
+    run.warnings = warnings
+    run.finished_at = timezone.now()
+    run.save()
+
+
+def _stage_check_apply(
+    partner: Partner, source: ImportSource, issues: IssueList, warnings: list[str], progress: Progress | None
+) -> tuple[dict[str, dict[str, int]], tuple[dt.date | None, dt.date | None]]:
+    for problem in source.problems:
+        issues.add(problem)
+    if issues:
+        raise ImportRejected(issues)
+    present = _recognise(source, warnings, issues)
+    staging.create_tables()
+    rows: dict[str, int] = {}
+    for spec in files.FILE_SPECS:
+        if spec.name in present:
+            with source.open_hashed(present[spec.name]) as stream:
+                rows[spec.name] = staging.load(spec, files.read_rows(spec, stream, issues), progress)
+    checks.run_checks(partner_id=partner.pk, issues=issues)
+    if issues:
+        raise ImportRejected(issues)
+    return _apply(partner.pk, rows), _affected_dates()
+
+
+def _recognise(source: ImportSource, warnings: list[str], issues: IssueList) -> dict[str, Any]:
+    """The canonical files of the import, by name (case-insensitive, at the import's root)."""
+    present = {}
+    for source_file in source.files:
+        name = source_file.path.lower()
+        if name in files.SPECS_BY_NAME:
+            present[name] = source_file
+        else:
+            warnings.append(f"Ignored {source_file.path}: not a file this import reads.")
+    if not present:
+        expected = ", ".join(files.SPECS_BY_NAME)
+        issues.add(ImportIssue(source.name, 0, "-", f"no import files found; expected any of {expected}"))
+        raise ImportRejected(issues)
+    return present
+
+
+def _apply(partner_id: int, rows: dict[str, int]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    upserts = {upsert.spec.name: upsert for upsert in apply.UPSERTS}
+    for spec in files.FILE_SPECS:
+        if spec.name not in rows:
+            continue
+        if spec is files.PRODUCTS:
+            counts[spec.name] = _apply_products(partner_id, rows[spec.name])
+        elif spec is files.ACTIVITY:
+            counts[spec.name] = apply.apply_activity(partner_id=partner_id, rows=rows[spec.name])
+        else:
+            counts[spec.name] = apply.apply_upsert(upserts[spec.name], partner_id=partner_id, rows=rows[spec.name])
+    if files.USERS.name in rows or files.SUBSCRIPTIONS.name in rows:
+        apply.realign_assignments(partner_id=partner_id)
+    return counts
+
+
+def _apply_products(partner_id: int, rows: int) -> dict[str, int]:
+    """Products are a short catalog: compared and written row by row, workloads included."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sku, name, family, workloads FROM import_stage_products ORDER BY line")
+        staged = cursor.fetchall()
+    stored = {p.sku: p for p in Product.objects.filter(partner_id=partner_id).prefetch_related("workloads")}
+    created = updated = 0
+    for sku, name, family, workloads in staged:
+        wanted = sorted(workloads.split()) if workloads else []
+        product = stored.get(sku)
+        if product is not None and (product.name, product.family, product.workload_list) == (name, family, wanted):
+            continue
+        if product is None:
+            product = Product.objects.create(partner_id=partner_id, sku=sku, name=name, family=family)
+            created += 1
+        else:
+            Product.objects.filter(pk=product.pk).update(name=name, family=family)
+            product.workloads.all().delete()
+            updated += 1
+        ProductWorkload.objects.bulk_create(ProductWorkload(product=product, workload=w) for w in wanted)
+    apply.repoint_subscriptions(partner_id=partner_id)
+    return {"rows": rows, "created": created, "updated": updated, "unchanged": rows - created - updated}
+
+
+def _affected_dates() -> tuple[dt.date | None, dt.date | None]:
+    with connection.cursor() as cursor:
+        cursor.execute(apply.AFFECTED_DATES)
+        # SQLite hands dates of raw queries back as text.
+        return tuple(dt.date.fromisoformat(d) if isinstance(d, str) else d for d in cursor.fetchone())

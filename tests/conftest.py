@@ -1,0 +1,56 @@
+"""Shared fixtures: two partners with identically shaped data, staff of every role, clients."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django_scopes import scopes_disabled
+
+from accounts.models import Partner, StaffUser
+from accounts.roles import Role
+from tests import factories
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _unscoped():
+    """Tests build data outside any request; requests through the client set their own scope."""
+    with scopes_disabled():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def partner(db) -> Partner:
+    return factories.PartnerFactory(slug="alpha", name="Alpha Partners")
+
+
+@pytest.fixture
+def other_partner(db) -> Partner:
+    return factories.PartnerFactory(slug="bravo", name="ZZ-B- Bravo Partners")
+
+
+def staff_for(partner: Partner, role: Role) -> StaffUser:
+    return StaffUser.objects.create_user(f"{role.value}@{partner.slug}.example", PASSWORD, partner=partner, role=role)
+
+
+def client_for(user: StaffUser) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def staff(partner) -> dict[Role, StaffUser]:
+    """One staff user of `partner` per role."""
+    return {role: staff_for(partner, role) for role in Role}
+
+
+@pytest.fixture
+def admin_client(staff) -> Client:
+    return client_for(staff[Role.GLOBAL_ADMIN])

@@ -1,0 +1,487 @@
+"""Imports (SPEC §6): every kind of bad input gives its clear error and writes nothing;
+re-imports change nothing; ids stay separate per partner; everything else imports as it is."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from accounts.roles import Role
+from customers.importing.service import data_import
+from customers.importing.sources import source_from_path, source_from_uploads
+from customers.models import (
+    Activity,
+    Customer,
+    EndUser,
+    ImportRun,
+    LicenseAssignment,
+    Product,
+    Subscription,
+    SupportRequest,
+)
+from tests.conftest import client_for
+
+BASE = {
+    "customers.csv": "customer_id,name,domain\nC1,Contoso,contoso.example\nC2,Fabrikam,fabrikam.example\n",
+    "subscriptions.csv": (
+        "subscription_id,customer_id,sku,quantity,status,is_trial,source,start_date,end_date\n"
+        "S1,C1,ENTERPRISEPACK,10,active,false,own,2024-01-01,\n"
+        "S2,C2,STANDARDPACK,5,grace,true,other_partner,,2025-12-31\n"
+    ),
+    "users.csv": "user_id,customer_id,upn,display_name\nU1,C1,ann@contoso.example,Ann\nU2,C2,bob@fabrikam.example,\n",
+    "assignments.csv": (
+        "user_id,subscription_id,assigned_on,removed_on,state\n"
+        "U1,S1,2024-01-02,,active\nU2,S2,2024-01-02,2024-03-01,suspended\n"
+    ),
+    "activity.csv": "user_id,workload,date\nU1,exchange,2024-02-01\nU1,exchange,2024-02-01\nU2,teams,2024-02-03\n",
+    "support_requests.csv": "request_id,customer_id,opened_on,category\nR1,C1,2024-02-01,howto\n",
+}
+
+
+def write(folder: Path, files: dict[str, str | bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (folder / name).write_bytes(content.encode() if isinstance(content, str) else content)
+    return folder
+
+
+def run_import(partner, folder: Path) -> ImportRun:
+    return data_import(partner=partner, source=source_from_path(folder), origin=ImportRun.Origin.COMMAND)
+
+
+def snapshot() -> dict[str, list]:
+    """Every imported row, to prove a refused import wrote nothing."""
+    return {
+        model.__name__: sorted(model.objects.values_list(*fields))
+        for model, fields in [
+            (Customer, ("partner_id", "external_id", "name", "domain")),
+            (Subscription, ("external_id", "quantity", "status", "start_date", "end_date", "product_id")),
+            (EndUser, ("external_id", "customer_id", "upn")),
+            (LicenseAssignment, ("user_id", "subscription_id", "assigned_on", "removed_on", "state")),
+            (Activity, ("user_id", "activity_date", "workload")),
+            (SupportRequest, ("external_id", "opened_on", "category")),
+            (Product, ("partner_id", "sku", "name", "family")),
+        ]
+    }
+
+
+@pytest.fixture
+def imported(partner, tmp_path) -> Path:
+    run = run_import(partner, write(tmp_path / "base", BASE))
+    assert run.status == "succeeded", run.errors
+    return tmp_path
+
+
+def test_valid_import_writes_every_file_with_counts(partner, tmp_path):
+    run = run_import(partner, write(tmp_path / "in", BASE))
+    assert run.status == "succeeded"
+    assert run.counts == {
+        "customers.csv": {"rows": 2, "created": 2, "updated": 0, "unchanged": 0},
+        "subscriptions.csv": {"rows": 2, "created": 2, "updated": 0, "unchanged": 0},
+        "users.csv": {"rows": 2, "created": 2, "updated": 0, "unchanged": 0},
+        "assignments.csv": {"rows": 2, "created": 2, "updated": 0, "unchanged": 0},
+        "activity.csv": {"rows": 3, "created": 2, "updated": 0, "unchanged": 1},
+        "support_requests.csv": {"rows": 1, "created": 1, "updated": 0, "unchanged": 0},
+    }
+    s2 = Subscription.objects.get(external_id="S2")
+    assert (s2.customer.external_id, s2.product.sku, s2.quantity, s2.status, s2.is_trial, s2.source) == (
+        "C2",
+        "STANDARDPACK",
+        5,
+        "grace",
+        True,
+        "other_partner",
+    )
+    assert (s2.start_date, s2.end_date) == (None, dt.date(2025, 12, 31))
+    a2 = LicenseAssignment.objects.get(user__external_id="U2")
+    assert (a2.customer.external_id, a2.removed_on, a2.state) == ("C2", dt.date(2024, 3, 1), "suspended")
+    assert (run.affected_from, run.affected_to) == (dt.date(2024, 1, 2), dt.date(2024, 3, 1))
+
+
+def test_reimporting_the_same_files_changes_nothing(partner, imported):
+    before = snapshot()
+    run = run_import(partner, imported / "base")
+    assert run.status == "succeeded"
+    assert all(c["created"] == 0 and c["updated"] == 0 for c in run.counts.values())
+    assert snapshot() == before
+    assert any("Same content as import" in w for w in run.warnings)
+
+
+def test_reimported_row_replaces_stored_fields(partner, imported, tmp_path):
+    changed = {
+        "customers.csv": "customer_id,name\nC1,Contoso Ltd\n",
+        "subscriptions.csv": BASE["subscriptions.csv"].replace("S1,C1,ENTERPRISEPACK,10", "S1,C1,ENTERPRISEPACK,12"),
+        "assignments.csv": "user_id,subscription_id,assigned_on,removed_on,state\nU1,S1,2024-01-02,2024-05-01,active\n",
+    }
+    run = run_import(partner, write(tmp_path / "changed", changed))
+    assert run.counts["customers.csv"] == {"rows": 1, "created": 0, "updated": 1, "unchanged": 0}
+    assert run.counts["subscriptions.csv"] == {"rows": 2, "created": 0, "updated": 1, "unchanged": 1}
+    c1 = Customer.objects.get(external_id="C1")
+    assert (c1.name, c1.domain) == ("Contoso Ltd", "")  # an absent optional column empties the field
+    assert Subscription.objects.get(external_id="S1").quantity == 12
+    assert LicenseAssignment.objects.get(user__external_id="U1").removed_on == dt.date(2024, 5, 1)
+    assert Customer.objects.count() == 2  # an import never deletes
+
+
+BAD_INPUTS = [
+    pytest.param(
+        {"customers.csv": "customer_id,domain\nC9,x.example\n"},
+        "customers.csv:1:name: required column missing from the header (value 'customer_id,domain')",
+        id="required-column-missing",
+    ),
+    pytest.param(
+        {"customers.csv": "customer_id,name\nC9,\n"},
+        "customers.csv:2:name: required value is empty (value '')",
+        id="required-cell-empty",
+    ),
+    pytest.param(
+        {"subscriptions.csv": BASE["subscriptions.csv"] + "S9,C404,ENTERPRISEPACK,1,active,false,own,,\n"},
+        "subscriptions.csv:4:customer_id: unknown customer: not in this import nor already stored (value 'C404')",
+        id="unknown-customer",
+    ),
+    pytest.param(
+        {"subscriptions.csv": BASE["subscriptions.csv"] + "S9,C1,NOSUCHSKU,1,active,false,own,,\n"},
+        "subscriptions.csv:4:sku: unknown sku: not in this import nor already stored (value 'NOSUCHSKU')",
+        id="unknown-sku",
+    ),
+    pytest.param(
+        {"assignments.csv": "user_id,subscription_id,assigned_on,state\nU404,S1,2024-01-01,active\n"},
+        "assignments.csv:2:user_id: unknown user: not in this import nor already stored (value 'U404')",
+        id="unknown-user",
+    ),
+    pytest.param(
+        {"assignments.csv": "user_id,subscription_id,assigned_on,state\nU1,S404,2024-01-01,active\n"},
+        "assignments.csv:2:subscription_id: unknown subscription: not in this import nor already stored (value 'S404')",
+        id="unknown-subscription",
+    ),
+    pytest.param(
+        {"activity.csv": "user_id,workload,date\nU1,teams,2024-01-01\nU404,teams,2024-01-01\n"},
+        "activity.csv:3:user_id: unknown user: not in this import nor already stored (value 'U404')",
+        id="activity-of-unknown-user",
+    ),
+    pytest.param(
+        {"support_requests.csv": "request_id,customer_id,opened_on,category\nR9,C404,2024-01-01,howto\n"},
+        "support_requests.csv:2:customer_id: unknown customer: not in this import nor already stored (value 'C404')",
+        id="support-of-unknown-customer",
+    ),
+    pytest.param(
+        {"assignments.csv": "user_id,subscription_id,assigned_on,state\nU1,S2,2024-01-01,active\n"},
+        "assignments.csv:2:subscription_id: the subscription belongs to customer 'C2', not to the user's customer "
+        "(value 'S2')",
+        id="assignment-on-another-customers-subscription",
+    ),
+    pytest.param(
+        {"activity.csv": "user_id,workload,date\nU1,teams,2024-02-30\n"},
+        "activity.csv:2:date: not a valid calendar date (value '2024-02-30')",
+        id="impossible-date",
+    ),
+    pytest.param(
+        {"activity.csv": "user_id,workload,date\nU1,teams,01/02/2024\n"},
+        "activity.csv:2:date: not a date in YYYY-MM-DD form (value '01/02/2024')",
+        id="unparseable-date",
+    ),
+    pytest.param(
+        {"activity.csv": "user_id,workload,date\nU1,teams,0000-00-00\n"},
+        "activity.csv:2:date: not a valid calendar date (value '0000-00-00')",
+        id="zero-date",
+    ),
+    pytest.param(
+        {
+            "subscriptions.csv": "subscription_id,customer_id,sku,quantity,status,is_trial,source\n"
+            "S9,C1,SPB,1e9,active,false,own\n"
+        },
+        "subscriptions.csv:2:quantity: not a whole number (value '1e9')",
+        id="unparseable-number",
+    ),
+    pytest.param(
+        {
+            "subscriptions.csv": "subscription_id,customer_id,sku,quantity,status,is_trial,source\n"
+            "S9,C1,SPB,-1,active,false,own\n"
+        },
+        "subscriptions.csv:2:quantity: negative quantity (value '-1')",
+        id="negative-quantity",
+    ),
+    pytest.param(
+        {
+            "subscriptions.csv": "subscription_id,customer_id,sku,quantity,status,is_trial,source\n"
+            "S9,C1,SPB,1,paused,false,own\n"
+        },
+        "subscriptions.csv:2:status: unknown value, expected one of active, grace, disabled, preprovisioned, "
+        "suspended, cancelled, expired (value 'paused')",
+        id="unknown-status",
+    ),
+    pytest.param(
+        {
+            "subscriptions.csv": "subscription_id,customer_id,sku,quantity,status,is_trial,source\n"
+            "S9,C1,SPB,1,active,yes,own\n"
+        },
+        "subscriptions.csv:2:is_trial: not a boolean, expected true or false (value 'yes')",
+        id="bad-boolean",
+    ),
+    pytest.param(
+        {"activity.csv": "user_id,workload,date\nU1,skype,2024-01-01\n"},
+        "activity.csv:2:workload: unknown value, expected one of exchange, sharepoint, onedrive, teams, yammer, "
+        "office_apps, dynamics365 (value 'skype')",
+        id="unknown-workload",
+    ),
+    pytest.param(
+        {"customers.csv": "customer_id,name\nC7,One\nC8,Two\nC7,Three\n"},
+        "customers.csv:4:customer_id: duplicate id, first given on line 2 (value 'C7')",
+        id="duplicate-id",
+    ),
+    pytest.param(
+        {
+            "assignments.csv": "user_id,subscription_id,assigned_on,state\n"
+            "U1,S1,2024-01-01,active\nU1,S1,2024-01-01,suspended\n"
+        },
+        "assignments.csv:3:user_id+subscription_id+assigned_on: duplicate id, first given on line 2 "
+        "(value 'U1 / S1 / 2024-01-01')",
+        id="duplicate-assignment-triple",
+    ),
+    pytest.param(
+        {"customers.csv": "customer_id,name,name\nC7,One,Two\n"},
+        "customers.csv:1:name: column appears more than once in the header (value 'name')",
+        id="duplicated-header",
+    ),
+    pytest.param(
+        {"customers.csv": b"customer_id,name\nC7,M\xfcller\n"},
+        "customers.csv:2:name: not valid UTF-8 text (value 'M\ufffdller')",
+        id="not-utf8",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "error"), BAD_INPUTS)
+def test_bad_input_gives_its_error_and_writes_nothing(partner, imported, files, error):
+    before = snapshot()
+    # A valid file in the same import is not written either: all or nothing.
+    files = {"customers.csv": "customer_id,name\nC100,Should not appear\n", **files}
+    run = run_import(partner, write(imported / "bad", files))
+    assert run.status == "failed"
+    assert error in [str_issue(e) for e in run.errors]
+    assert snapshot() == before
+
+
+def str_issue(error: dict) -> str:
+    from customers.importing.issues import ImportIssue
+
+    return str(ImportIssue(**error))
+
+
+def test_every_bad_row_is_reported_and_the_list_is_capped(partner, tmp_path):
+    rows = "".join(f"C{i},\n" for i in range(500))
+    run = run_import(partner, write(tmp_path / "many", {"customers.csv": "customer_id,name\n" + rows}))
+    assert run.error_count == 500
+    assert len(run.errors) == 200
+    assert [e["line"] for e in run.errors[:3]] == [2, 3, 4]
+
+
+def test_bad_row_at_the_end_of_a_large_file_writes_nothing(partner, imported):
+    lines = "".join(f"U1,exchange,{dt.date(2020, 1, 1) + dt.timedelta(days=i)}\n" for i in range(5000))
+    before = snapshot()
+    run = run_import(partner, write(imported / "big", {"activity.csv": "user_id,workload,date\n" + lines + "U1,x,y\n"}))
+    assert run.status == "failed"
+    assert run.error_count == 2
+    assert snapshot() == before
+
+
+def test_anything_else_imports_as_it_is(partner, imported, tmp_path):
+    files = {
+        # columns in another order, an extra column, a BOM, an end before the start
+        "subscriptions.csv": (
+            "\ufeffsku,subscription_id,customer_id,quantity,status,is_trial,source,end_date,start_date,note\n"
+            "SPB,S3,C1,1,active,FALSE,direct,2023-01-01,2024-01-01,ignored\n"
+        ),
+        # more assignments than seats, dated outside the subscription
+        "assignments.csv": "user_id,subscription_id,assigned_on,state\nU1,S3,2020-01-01,active\n",
+        # activity of a user without a license on that workload, repeated
+        "activity.csv": "user_id,workload,date\nU2,dynamics365,2024-02-01\nU2,dynamics365,2024-02-01\n",
+    }
+    run = run_import(partner, write(tmp_path / "odd", files))
+    assert run.status == "succeeded", run.errors
+    s3 = Subscription.objects.get(external_id="S3")
+    assert (s3.start_date, s3.end_date, s3.source, s3.is_trial) == (
+        dt.date(2024, 1, 1),
+        dt.date(2023, 1, 1),
+        "direct",
+        False,
+    )
+    assert Activity.objects.filter(user__external_id="U2", workload="dynamics365").count() == 1
+
+
+def test_same_external_ids_under_two_partners_stay_separate(partner, other_partner, tmp_path):
+    folder = write(tmp_path / "same", BASE)
+    assert run_import(partner, folder).status == "succeeded"
+    assert run_import(other_partner, folder).status == "succeeded"
+    assert Customer.objects.filter(external_id="C1").count() == 2
+    for tenant in (partner, other_partner):
+        assert Customer.objects.filter(partner=tenant).count() == 2
+        assert (
+            LicenseAssignment.objects.filter(partner=tenant, user__partner=tenant, subscription__partner=tenant).count()
+            == 2
+        )
+
+
+def test_references_never_resolve_to_another_partners_rows(partner, other_partner, tmp_path):
+    assert run_import(other_partner, write(tmp_path / "b", BASE)).status == "succeeded"
+    run = run_import(partner, write(tmp_path / "a", {"users.csv": "user_id,customer_id,upn\nU9,C1,x@y\n"}))
+    assert run.status == "failed"
+    assert run.errors[0]["reason"].startswith("unknown customer")
+
+
+def test_products_replace_the_catalog_entry_for_the_importing_partner_only(partner, other_partner, imported, tmp_path):
+    files = {
+        "products.csv": "sku,name,family,workloads\nENTERPRISEPACK,Our E3,office365,exchange teams\n"
+        "NEWSKU,New thing,dynamics365,dynamics365\n"
+    }
+    run = run_import(partner, write(tmp_path / "products", files))
+    assert run.counts["products.csv"] == {"rows": 2, "created": 2, "updated": 0, "unchanged": 0}
+    own = Product.objects.get(partner=partner, sku="ENTERPRISEPACK")
+    assert (own.name, own.workload_list) == ("Our E3", ["exchange", "teams"])
+    assert Subscription.objects.get(external_id="S1").product == own
+    assert Product.objects.get(partner=None, sku="ENTERPRISEPACK").name == "Office 365 E3"
+    assert [p.sku for p in Product.objects.visible_to(other_partner) if p.sku == "ENTERPRISEPACK"] == ["ENTERPRISEPACK"]
+    assert Product.objects.visible_to(other_partner).get(sku="ENTERPRISEPACK").partner is None
+    again = run_import(partner, write(tmp_path / "products", files))
+    assert again.counts["products.csv"]["unchanged"] == 2
+
+
+def test_moving_a_user_with_assignments_to_another_customer_is_refused(partner, imported, tmp_path):
+    run = run_import(partner, write(tmp_path / "move", {"users.csv": "user_id,customer_id,upn\nU1,C2,ann@x\n"}))
+    assert [str_issue(e) for e in run.errors] == [
+        "users.csv:2:customer_id: the user keeps license assignments on subscriptions of customer 'C1' (value 'C2')"
+    ]
+
+
+def zip_bytes(entries: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_zip_with_one_folder_imports(partner, tmp_path):
+    path = tmp_path / "export.zip"
+    path.write_bytes(zip_bytes({f"export/{name}": content for name, content in BASE.items()}))
+    assert run_import(partner, path).status == "succeeded"
+    assert Customer.objects.filter(partner=partner).count() == 2
+
+
+@pytest.mark.parametrize("evil", ["../customers.csv", "/etc/customers.csv", "a/../../customers.csv"])
+def test_zip_entries_escaping_their_folder_are_refused(partner, tmp_path, evil):
+    path = tmp_path / "evil.zip"
+    path.write_bytes(zip_bytes({"customers.csv": BASE["customers.csv"], evil: BASE["customers.csv"]}))
+    run = run_import(partner, path)
+    assert run.status == "failed"
+    assert run.errors == [
+        {"file": "evil.zip", "line": 2, "column": "path", "reason": "entry escapes the archive folder", "value": evil}
+    ]
+    assert Customer.objects.count() == 0
+
+
+def test_zip_bomb_is_refused(partner, tmp_path):
+    path = tmp_path / "bomb.zip"
+    path.write_bytes(zip_bytes({"activity.csv": "user_id,workload,date\n" + "0" * 50_000_000}))
+    run = run_import(partner, path)
+    assert run.status == "failed"
+    assert "zip bomb" in run.errors[0]["reason"]
+
+
+def test_unknown_files_are_ignored_with_a_warning(partner, tmp_path):
+    run = run_import(partner, write(tmp_path / "x", {"customers.csv": BASE["customers.csv"], "notes.txt": "hello"}))
+    assert run.status == "succeeded"
+    assert run.warnings == ["Ignored notes.txt: not a file this import reads."]
+
+
+def test_a_folder_without_import_files_is_an_error(partner, tmp_path):
+    run = run_import(partner, write(tmp_path / "empty", {"readme.txt": "x"}))
+    assert run.status == "failed"
+    assert "no import files found" in run.errors[0]["reason"]
+
+
+class TestCommand:
+    def test_success_exits_0_and_reports_counts_on_stderr(self, partner, tmp_path):
+        out, err = io.StringIO(), io.StringIO()
+        call_command("import_data", str(write(tmp_path / "in", BASE)), partner="alpha", stdout=out, stderr=err)
+        assert out.getvalue() == ""
+        assert "customers.csv: 2 rows, 2 created, 0 updated, 0 unchanged" in err.getvalue()
+
+    def test_bad_input_exits_1_with_every_error_line(self, partner, tmp_path):
+        err = io.StringIO()
+        folder = write(tmp_path / "bad", {"customers.csv": "customer_id,name\nC1,\nC2,\n"})
+        with pytest.raises(CommandError, match="2 problem"):
+            call_command("import_data", str(folder), partner="alpha", stderr=err)
+        assert err.getvalue().splitlines() == [
+            "customers.csv:2:name: required value is empty (value '')",
+            "customers.csv:3:name: required value is empty (value '')",
+        ]
+
+    def test_unknown_partner_is_an_error(self, db, tmp_path):
+        with pytest.raises(CommandError, match="No partner with slug 'nobody'"):
+            call_command("import_data", str(tmp_path), partner="nobody")
+
+
+class TestUploadPage:
+    @pytest.fixture
+    def importer(self, staff):
+        return client_for(staff[Role.ADMIN_AGENT])
+
+    def test_zip_upload_imports_and_shows_the_counts(self, importer):
+        upload = SimpleUploadedFile("export.zip", zip_bytes(BASE), content_type="application/zip")
+        response = importer.post("/imports/", {"files": [upload]}, follow=True)
+        assert response.status_code == 200
+        run = response.context["run"]
+        assert (run.status, run.origin, run.started_by.role) == ("succeeded", "upload", "admin_agent")
+        assert "Import succeeded." in response.content.decode()
+        assert Customer.objects.count() == 2
+
+    def test_several_csv_files_upload_together(self, importer):
+        uploads = [SimpleUploadedFile(name, BASE[name].encode()) for name in ("customers.csv", "users.csv")]
+        response = importer.post("/imports/", {"files": uploads}, follow=True)
+        assert response.context["run"].counts["users.csv"]["created"] == 2
+
+    def test_errors_are_shown_in_a_table_and_nothing_is_written(self, importer):
+        upload = SimpleUploadedFile("customers.csv", b"customer_id,name\nC1,\n")
+        response = importer.post("/imports/", {"files": [upload]}, follow=True)
+        html = response.content.decode()
+        assert "Nothing was written" in html
+        assert "required value is empty" in html
+        assert Customer.objects.count() == 0
+
+    def test_upload_over_the_size_limit_is_refused_with_a_clear_message(self, importer, settings):
+        settings.IMPORT_MAX_UPLOAD_BYTES = 100
+        upload = SimpleUploadedFile("customers.csv", b"customer_id,name\n" + b"C1,x\n" * 100)
+        response = importer.post("/imports/", {"files": [upload]})
+        assert response.status_code == 200
+        assert "is larger than the limit of 100\xa0bytes; nothing was imported" in response.content.decode()
+        assert ImportRun.objects.count() == 0
+
+    def test_history_lists_past_imports_with_who_and_outcome(self, importer, staff):
+        importer.post("/imports/", {"files": [SimpleUploadedFile("customers.csv", BASE["customers.csv"].encode())]})
+        response = importer.get("/imports/")
+        (run,) = response.context["history"]
+        html = response.content.decode()
+        assert staff[Role.ADMIN_AGENT].email in html
+        assert run.totals == {"created": 2, "updated": 0, "unchanged": 0}
+
+
+def test_uploaded_sources_read_the_same_as_a_folder(partner, tmp_path):
+    uploads = [SimpleUploadedFile(name, content.encode()) for name, content in BASE.items()]
+    run = data_import(partner=partner, source=source_from_uploads(uploads), origin=ImportRun.Origin.UPLOAD)
+    assert run.status == "succeeded"
+    assert len(run.sha256) == 64
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="COPY path")
+def test_postgresql_loads_through_copy(partner, imported):
+    assert connection.vendor == "postgresql"
+    assert Activity.objects.count() == 2

@@ -1,0 +1,173 @@
+"""The role matrix of SPEC §4, for every role: allowed actions work, forbidden ones are 403
+and change nothing; anonymous page requests go to the login page."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.roles import Role
+from customers.models import Customer, ImportRun
+from tests import factories
+from tests.conftest import client_for
+
+GA, UA, AA, SA = Role.GLOBAL_ADMIN, Role.USER_ADMIN, Role.ADMIN_AGENT, Role.SALES_AGENT
+StaffUser = get_user_model()
+
+# action -> roles allowed (SPEC §4, as a table)
+MATRIX: dict[str, set[Role]] = {
+    "view_customers": {GA, UA, AA, SA},
+    "view_own_subscriptions": {GA, UA, AA, SA},
+    "open_import_page": {GA, AA},
+    "import_data": {GA, AA},
+    "list_staff": {GA, UA},
+    "invite_staff": {GA, UA},
+    "change_staff_role": {GA, UA},
+    "deactivate_staff": {GA, UA},
+}
+
+
+def _state() -> tuple:
+    """What a forbidden action must leave unchanged."""
+    return (
+        Customer.objects.count(),
+        ImportRun.objects.count(),
+        sorted(StaffUser.objects.values_list("email", "role", "is_active")),
+        len(mail.outbox),
+    )
+
+
+def _act(action: str, client, world: dict):
+    customer, target = world["customer"], world["target"]
+    if action == "view_customers":
+        return client.get("/customers/")
+    if action == "view_own_subscriptions":
+        return client.get(f"/customers/{customer.pk}/subscriptions/")
+    if action == "open_import_page":
+        return client.get("/imports/")
+    if action == "import_data":
+        upload = SimpleUploadedFile("customers.csv", b"customer_id,name\nNEW-1,New customer\n")
+        return client.post("/imports/", {"files": [upload]})
+    if action == "list_staff":
+        return client.get("/staff/")
+    if action == "invite_staff":
+        return client.post("/staff/invite/", {"email": "new.person@alpha.example", "role": "sales_agent"})
+    if action == "change_staff_role":
+        return client.post(f"/staff/{target.pk}/", {"role": "admin_agent", "is_active": "on"})
+    if action == "deactivate_staff":
+        return client.post(f"/staff/{target.pk}/", {"role": target.role, "is_active": ""})
+    raise AssertionError(action)
+
+
+@pytest.fixture
+def world(partner, staff):
+    customer = factories.CustomerFactory(partner=partner)
+    factories.SubscriptionFactory(customer=customer)
+    target = StaffUser.objects.create_user("target@alpha.example", "x-Very-long-pass-1", partner=partner, role=SA)
+    return {"customer": customer, "target": target, "staff": staff}
+
+
+@pytest.mark.parametrize("action", sorted(MATRIX))
+@pytest.mark.parametrize("role", list(Role))
+def test_role_matrix(world, action, role):
+    client = client_for(world["staff"][role])
+    before = _state()
+    response = _act(action, client, world)
+    if role in MATRIX[action]:
+        assert response.status_code in {200, 302}, response.content[:500]
+        if action.startswith(("import", "invite", "change", "deactivate")):
+            assert _state() != before  # the allowed action did something
+    else:
+        assert response.status_code == 403
+        assert _state() == before
+
+
+@pytest.mark.parametrize("path", ["/customers/", "/imports/", "/staff/", "/customers/1/subscriptions/"])
+def test_anonymous_page_requests_redirect_to_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_platform_operator_without_partner_gets_403_on_tenant_pages(db):
+    operator = StaffUser.objects.create_superuser("ops@platform.example", "x-Very-long-pass-1")
+    assert client_for(operator).get("/customers/").status_code == 403
+    assert client_for(operator).get("/admin/").status_code == 200
+
+
+class TestUserManagementAdminLimits:
+    """A User management admin can never grant, edit or remove a Global admin; no self-promotion."""
+
+    def test_cannot_grant_global_admin_on_invite(self, world):
+        client = client_for(world["staff"][UA])
+        before = _state()
+        response = client.post("/staff/invite/", {"email": "boss@alpha.example", "role": "global_admin"})
+        assert response.status_code == 403
+        assert _state() == before
+
+    def test_cannot_promote_someone_to_global_admin(self, world):
+        client = client_for(world["staff"][UA])
+        response = client.post(f"/staff/{world['target'].pk}/", {"role": "global_admin", "is_active": "on"})
+        assert response.status_code == 403
+        world["target"].refresh_from_db()
+        assert world["target"].role == SA
+
+    @pytest.mark.parametrize("change", [{"role": "sales_agent", "is_active": "on"}, {"role": "global_admin"}])
+    def test_cannot_edit_or_deactivate_a_global_admin(self, world, change):
+        boss = world["staff"][GA]
+        response = client_for(world["staff"][UA]).post(f"/staff/{boss.pk}/", change)
+        assert response.status_code == 403
+        boss.refresh_from_db()
+        assert (boss.role, boss.is_active) == (GA, True)
+
+    def test_nobody_changes_their_own_role(self, world):
+        me = world["staff"][UA]
+        response = client_for(me).post(f"/staff/{me.pk}/", {"role": "user_admin", "is_active": "on"})
+        assert response.status_code == 403
+
+    def test_global_admin_can_grant_global_admin(self, world):
+        response = client_for(world["staff"][GA]).post(
+            f"/staff/{world['target'].pk}/", {"role": "global_admin", "is_active": "on"}
+        )
+        assert response.status_code == 302
+        world["target"].refresh_from_db()
+        assert world["target"].role == GA
+
+
+def test_invitation_mails_a_link_that_sets_the_password(world, django_capture_on_commit_callbacks):
+    client = client_for(world["staff"][GA])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/staff/invite/", {"email": "New.Person@Alpha.example", "role": "admin_agent"})
+    invited = StaffUser.objects.get(email="new.person@alpha.example")
+    assert (invited.partner, invited.role, invited.has_usable_password()) == (world["customer"].partner, AA, False)
+    (message,) = mail.outbox
+    link = next(line.strip() for line in message.body.splitlines() if "/accounts/reset/" in line)
+    path = link.split("testserver", 1)[1]
+    anonymous = client_for(world["staff"][SA])
+    anonymous.logout()
+    form_page = anonymous.get(path, follow=True)
+    assert form_page.status_code == 200
+    anonymous.post(
+        form_page.redirect_chain[-1][0], {"new_password1": "a-New-pass-2024!", "new_password2": "a-New-pass-2024!"}
+    )
+    assert anonymous.login(email="new.person@alpha.example", password="a-New-pass-2024!")
+
+
+def test_deactivated_staff_cannot_log_in_and_their_session_ends(world):
+    member = world["target"]
+    session = client_for(member)
+    assert session.get("/customers/").status_code == 200
+    client_for(world["staff"][GA]).post(f"/staff/{member.pk}/", {"role": member.role, "is_active": ""})
+    assert session.get("/customers/").status_code == 302  # back to the login page
+    assert not session.login(email=member.email, password="x-Very-long-pass-1")
+
+
+def test_login_by_email_and_logout(client, world):
+    user = world["staff"][SA]
+    response = client.post("/accounts/login/", {"username": user.email, "password": "correct-horse-battery-staple"})
+    assert response.status_code == 302
+    assert client.get("/customers/").status_code == 200
+    client.post("/accounts/logout/")
+    assert client.get("/customers/").status_code == 302
