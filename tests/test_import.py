@@ -485,3 +485,15 @@ def test_uploaded_sources_read_the_same_as_a_folder(partner, tmp_path):
 def test_postgresql_loads_through_copy(partner, imported):
     assert connection.vendor == "postgresql"
     assert Activity.objects.count() == 2
+
+
+def test_a_rows_cell_errors_and_reference_errors_are_reported_together(partner, imported):
+    files = {
+        "subscriptions.csv": "subscription_id,customer_id,sku,quantity,status,is_trial,source\n"
+        "S9,C404,SPB,-1,active,false,own\n"
+    }
+    run = run_import(partner, write(imported / "both", files))
+    assert [str_issue(e) for e in run.errors] == [
+        "subscriptions.csv:2:quantity: negative quantity (value '-1')",
+        "subscriptions.csv:2:customer_id: unknown customer: not in this import nor already stored (value 'C404')",
+    ]

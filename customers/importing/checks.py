@@ -54,7 +54,7 @@ def _unknown(spec: FileSpec, column: str, known: str, what: str) -> Check:
         spec,
         column,
         f"unknown {what}: not in this import nor already stored",
-        f"SELECT s.line, s.{column}, '' FROM {spec.table} s WHERE NOT {known.format(ref=ref)}",
+        f"SELECT s.line, s.{column}, '' FROM {spec.table} s WHERE {ref} IS NOT NULL AND NOT {known.format(ref=ref)}",
     )
 
 
@@ -68,6 +68,7 @@ def _duplicates(spec: FileSpec) -> Check:
         "duplicate id, first given on line {detail}",
         f"""SELECT s.line, {value}, d.first_line FROM {spec.table} s
             JOIN (SELECT {keys}, MIN(line) AS first_line FROM {spec.table}
+                  WHERE {" AND ".join(f"{k} IS NOT NULL" for k in spec.key)}
                   GROUP BY {keys} HAVING COUNT(*) > 1) d ON {on}
             WHERE s.line > d.first_line""",
     )

@@ -194,10 +194,11 @@ SPECS_BY_NAME = {spec.name: spec for spec in FILE_SPECS}
 
 
 def read_rows(spec: FileSpec, stream: IO[bytes], issues: IssueList) -> Iterator[tuple[Any, ...]]:
-    """Yields (line, *values) for every valid row of a file, streaming; records every problem.
+    """Yields (line, *values) for every row of a file, streaming; records every problem.
 
-    Rows with any bad cell are not yielded. A problem with the file itself (encoding, header,
-    a broken line) ends the file.
+    A bad cell is yielded as NULL, so that the set-based checks still find the row's other
+    problems (an unknown customer next to a negative quantity) in the same run. A problem with
+    the file itself (its header, a broken line) ends the file.
     """
     # Undecodable bytes become surrogates, so the bad cell can be named exactly (line, column).
     text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -210,9 +211,8 @@ def read_rows(spec: FileSpec, stream: IO[bytes], issues: IssueList) -> Iterator[
             return
         line = reader.line_num + 1
         for record in reader:
-            row = _parse_record(spec, positions, record, line, issues)
-            if row is not None:
-                yield row
+            if record:  # not a blank line
+                yield _parse_record(spec, positions, record, line, issues)
             line = reader.line_num + 1
     except csv.Error as error:
         issues.add(ImportIssue(spec.name, line, "-", f"unreadable CSV line: {error}"))
@@ -248,23 +248,19 @@ def _header_positions(spec: FileSpec, header: list[str] | None, issues: IssueLis
 
 def _parse_record(
     spec: FileSpec, positions: list[int | None], record: list[str], line: int, issues: IssueList
-) -> tuple[Any, ...] | None:
-    if not record:
-        return None  # a blank line
+) -> tuple[Any, ...]:
     values: list[Any] = [line]
-    valid = True
     for column, position in zip(spec.columns, positions, strict=True):
         raw = record[position].strip() if position is not None and position < len(record) else ""
         if not raw:
             if column.required:
                 issues.add(ImportIssue(spec.name, line, column.name, "required value is empty", raw))
-                valid = False
-            values.append("" if column.sql_type == "text" else None)
+            values.append("" if column.sql_type == "text" and not column.required else None)
             continue
         try:
             values.append(column.parse(_valid_text(raw)))
         except CellError as error:
             shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             issues.add(ImportIssue(spec.name, line, column.name, str(error), shown))
-            valid = False
-    return tuple(values) if valid else None
+            values.append(None)
+    return tuple(values)
