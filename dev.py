@@ -62,12 +62,23 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 
 def run(args: list[str], env: dict[str, str]) -> int:
+    """Serves the product with a Celery worker and its beat schedule beside it (the nightly
+    recompute), on the file-system broker unless REDIS_URL is set."""
     address = args[0] if args else "127.0.0.1:8000"
     manage("migrate", "--no-input", env=env)
     manage("generate_demo_data", "--if-missing", env=env)
+    worker = subprocess.Popen(
+        [str(PYTHON), "-m", "celery", "-A", "partnerinsights", "worker", "--beat", "--pool=solo", "--loglevel=info"],
+        cwd=ROOT,
+        env=env,
+    )
     print(f"\nPartner Insights runs at http://{address}/ (Ctrl+C stops it)\n{DEMO_LOGINS}", file=sys.stderr)
-    with contextlib.suppress(KeyboardInterrupt):
-        manage("runserver", "--noreload", address, env=env)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            manage("runserver", "--noreload", address, env=env)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
     return 0
 
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -154,18 +155,40 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_QUEUE_DIR = Path(os.environ.get("CELERY_QUEUE_DIR", BASE_DIR / "var" / "celery"))
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        # Redis redelivers unacknowledged tasks after this long, also while they still run:
+        # keep it above the recompute's time limit (55 min) plus its retries.
+        "visibility_timeout": 3 * 3600,
+        # "Redis down" must not become "web down": publishing gives up quickly.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        "max_retries": 2,
+    }
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_QUEUE_DIR / "queue"),
         "data_folder_out": str(CELERY_QUEUE_DIR / "queue"),
         "processed_folder": str(CELERY_QUEUE_DIR / "processed"),
+        "control_folder": str(CELERY_QUEUE_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: one at a time per process
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_QUEUE_DIR / "beat-schedule")
+# The nightly recomputation of yesterday, for every partner (HH:MM in TIME_ZONE).
+METRICS_NIGHTLY_AT = os.environ.get("METRICS_NIGHTLY_AT", "02:00")
+CELERY_BEAT_SCHEDULE = {
+    "nightly-recompute": {
+        "task": "metrics.nightly_recompute",
+        "schedule": crontab(hour=METRICS_NIGHTLY_AT.split(":")[0], minute=METRICS_NIGHTLY_AT.split(":")[1]),
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

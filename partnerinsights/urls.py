@@ -18,6 +18,7 @@ urlpatterns = [
     path("staff/", include("accounts.urls")),
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.import_urls")),
+    path("status/", include("metrics.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
 ]

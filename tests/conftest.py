@@ -8,6 +8,7 @@ from django_scopes import scopes_disabled
 
 from accounts.models import Partner, StaffUser
 from accounts.roles import Role
+from partnerinsights.celery import app as celery_app
 from tests import factories
 
 PASSWORD = "correct-horse-battery-staple"
@@ -18,6 +19,14 @@ def _unscoped():
     """Tests build data outside any request; requests through the client set their own scope."""
     with scopes_disabled():
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _eager_celery():
+    """Tasks run in the test's process; the real worker is tested on its own (test_tasks)."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import factory
 
 from accounts.models import Partner
 from customers import models
+from customers.catalog import CATALOG
 
 
 class PartnerFactory(factory.django.DjangoModelFactory):
@@ -27,7 +28,15 @@ class CustomerFactory(factory.django.DjangoModelFactory):
 
 
 def catalog_product(sku: str) -> models.Product:
-    return models.Product.objects.get(partner=None, sku=sku)
+    """A shipped catalog entry (restored if a transactional test flushed the data migration)."""
+    product = models.Product.objects.filter(partner=None, sku=sku).first()
+    if product is None:
+        _, name, family, workloads = next(entry for entry in CATALOG if entry[0] == sku)
+        product = models.Product.objects.create(partner=None, sku=sku, name=name, family=family)
+        models.ProductWorkload.objects.bulk_create(
+            models.ProductWorkload(product=product, workload=w) for w in workloads
+        )
+    return product
 
 
 class SubscriptionFactory(factory.django.DjangoModelFactory):

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.roles import Role
 from customers.models import Customer, ImportRun
+from metrics.models import RecomputeRun
 from tests import factories
 from tests.conftest import client_for
 
@@ -22,6 +23,8 @@ MATRIX: dict[str, set[Role]] = {
     "view_own_subscriptions": {GA, UA, AA, SA},
     "open_import_page": {GA, AA},
     "import_data": {GA, AA},
+    "view_data_status": {GA, AA},
+    "trigger_recompute": {GA, AA},
     "list_staff": {GA, UA},
     "invite_staff": {GA, UA},
     "change_staff_role": {GA, UA},
@@ -34,6 +37,7 @@ def _state() -> tuple:
     return (
         Customer.objects.count(),
         ImportRun.objects.count(),
+        RecomputeRun.objects.count(),
         sorted(StaffUser.objects.values_list("email", "role", "is_active")),
         len(mail.outbox),
     )
@@ -50,6 +54,10 @@ def _act(action: str, client, world: dict):
     if action == "import_data":
         upload = SimpleUploadedFile("customers.csv", b"customer_id,name\nNEW-1,New customer\n")
         return client.post("/imports/", {"files": [upload]})
+    if action == "view_data_status":
+        return client.get("/status/")
+    if action == "trigger_recompute":
+        return client.post("/status/recompute/")
     if action == "list_staff":
         return client.get("/staff/")
     if action == "invite_staff":
@@ -71,13 +79,14 @@ def world(partner, staff):
 
 @pytest.mark.parametrize("action", sorted(MATRIX))
 @pytest.mark.parametrize("role", list(Role))
-def test_role_matrix(world, action, role):
+def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
     client = client_for(world["staff"][role])
     before = _state()
-    response = _act(action, client, world)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _act(action, client, world)
     if role in MATRIX[action]:
         assert response.status_code in {200, 302}, response.content[:500]
-        if action.startswith(("import", "invite", "change", "deactivate")):
+        if action.startswith(("import", "invite", "change", "deactivate", "trigger")):
             assert _state() != before  # the allowed action did something
     else:
         assert response.status_code == 403

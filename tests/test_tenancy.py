@@ -28,6 +28,8 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "customers:subscriptions": lambda b: {"customer_id": b["customer"].pk},
     "imports:index": None,
     "imports:detail": lambda b: {"run_id": b["run"].pk},
+    "metrics:status": None,
+    "metrics:recompute": None,
     "staff:list": None,
     "staff:invite": None,
     "staff:edit": lambda b: {"staff_id": b["staff"].pk},

@@ -21,6 +21,7 @@ from customers.importing import apply, checks, files, staging
 from customers.importing.issues import ImportIssue, ImportRejected, IssueList
 from customers.importing.sources import ImportSource
 from customers.models import ImportRun, Product, ProductWorkload
+from metrics import services as metrics_services
 from partnerinsights.db import partner_lock
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ def data_import(
         )
         if previous is not None:
             warnings.append(f"Same content as import #{previous.pk} of {previous.started_at:%Y-%m-%d %H:%M}.")
+        refresh = metrics_services.dates_to_refresh(
+            partner=partner, affected_from=run.affected_from, affected_to=run.affected_to
+        )
+        metrics_services.recompute_enqueue(partner=partner, dates=refresh, trigger="import")
     finally:
         staging.drop_tables()
     _finish(run, issues, warnings, source)

@@ -1,0 +1,150 @@
+"""The metric engine: every number of SPEC §2 for one partner and one date, set-based.
+
+A fixed list of SQL statements per date, whatever the number of customers and users:
+two temporary tables of user-level facts, then one `INSERT … SELECT … GROUP BY` per grain.
+The statements take the partner and the dates as parameters and run on PostgreSQL and SQLite
+alike. The caller (`metrics.services`) runs them in one transaction after deleting the date,
+so readers never see a half-written day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection
+
+WINDOW_DAYS = 28
+INSIGHT_FAMILIES = "('office365', 'dynamics365')"
+
+# A subscription counted at D (SPEC §2): active, not a trial, started (or start unknown), not ended.
+COUNTED = """(s.status = 'active' AND NOT s.is_trial
+    AND (s.start_date IS NULL OR s.start_date <= %(d)s) AND (s.end_date IS NULL OR s.end_date >= %(d)s))"""
+# An assignment current at D.
+CURRENT = "(a.assigned_on <= %(d)s AND (a.removed_on IS NULL OR a.removed_on > %(d)s))"
+
+TEMP_TABLES = {
+    # (user, workload) pairs with activity in the window W(D) = D-27 … D.
+    "metric_active_workloads": "user_id bigint NOT NULL, workload varchar(20) NOT NULL",
+    # One row per customer, insight-family SKU and user holding an assignment of that SKU that
+    # overlaps W(D): entitled = current, active, on a counted subscription; active = activity in
+    # W(D) on a workload the SKU includes.
+    "metric_user_facts": (
+        "customer_id bigint NOT NULL, product_id bigint NOT NULL, user_id bigint NOT NULL, "
+        "entitled integer NOT NULL, active integer NOT NULL"
+    ),
+}
+
+ACTIVE_WORKLOADS = """
+    INSERT INTO metric_active_workloads (user_id, workload)
+    SELECT DISTINCT act.user_id, act.workload FROM customers_activity act
+    WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s"""
+
+USER_FACTS = f"""
+    INSERT INTO metric_user_facts (customer_id, product_id, user_id, entitled, active)
+    SELECT s.customer_id, s.product_id, a.user_id,
+           MAX(CASE WHEN a.state = 'active' AND {CURRENT} AND {COUNTED} THEN 1 ELSE 0 END),
+           MAX(CASE WHEN aw.user_id IS NULL THEN 0 ELSE 1 END)
+    FROM customers_licenseassignment a
+    JOIN customers_subscription s ON s.id = a.subscription_id
+    JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {INSIGHT_FAMILIES}
+    LEFT JOIN customers_productworkload pw ON pw.product_id = s.product_id
+    LEFT JOIN metric_active_workloads aw ON aw.user_id = a.user_id AND aw.workload = pw.workload
+    WHERE a.partner_id = %(p)s AND a.assigned_on <= %(d)s AND (a.removed_on IS NULL OR a.removed_on > %(w)s)
+    GROUP BY s.customer_id, s.product_id, a.user_id"""
+
+SKU_GRAIN = f"""
+    INSERT INTO metrics_skusnapshot (partner_id, customer_id, product_id, as_of, sold_licenses,
+        own_sold_licenses, assigned_licenses, entitled_users, active_users)
+    SELECT %(p)s, customer_id, product_id, %(d)s, SUM(sold), SUM(own_sold), SUM(assigned), SUM(entitled),
+           SUM(active)
+    FROM (
+        SELECT s.customer_id, s.product_id, s.quantity AS sold,
+               CASE WHEN s.source = 'own' THEN s.quantity ELSE 0 END AS own_sold,
+               0 AS assigned, 0 AS entitled, 0 AS active
+        FROM customers_subscription s
+        JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {INSIGHT_FAMILIES}
+        WHERE s.partner_id = %(p)s AND {COUNTED}
+        UNION ALL
+        SELECT s.customer_id, s.product_id, 0, 0, 1, 0, 0
+        FROM customers_licenseassignment a
+        JOIN customers_subscription s ON s.id = a.subscription_id
+        JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {INSIGHT_FAMILIES}
+        WHERE a.partner_id = %(p)s AND a.state IN ('active', 'suspended') AND {CURRENT} AND {COUNTED}
+        UNION ALL
+        SELECT customer_id, product_id, 0, 0, 0, entitled, active FROM metric_user_facts
+    ) k
+    GROUP BY customer_id, product_id
+    HAVING SUM(sold) + SUM(assigned) + SUM(entitled) + SUM(active) > 0"""
+
+# Sums over the family's SKUs for licenses; distinct users over them for people.
+FAMILY_GRAIN = """
+    INSERT INTO metrics_familysnapshot (partner_id, customer_id, family, as_of, sold_licenses,
+        own_sold_licenses, assigned_licenses, entitled_users, active_users)
+    SELECT %(p)s, customer_id, family, %(d)s, SUM(sold), SUM(own_sold), SUM(assigned), SUM(entitled), SUM(active)
+    FROM (
+        SELECT k.customer_id, pr.family, k.sold_licenses AS sold, k.own_sold_licenses AS own_sold,
+               k.assigned_licenses AS assigned, 0 AS entitled, 0 AS active
+        FROM metrics_skusnapshot k JOIN customers_product pr ON pr.id = k.product_id
+        WHERE k.partner_id = %(p)s AND k.as_of = %(d)s
+        UNION ALL
+        SELECT f.customer_id, pr.family, 0, 0, 0, MAX(f.entitled), MAX(f.active)
+        FROM metric_user_facts f JOIN customers_product pr ON pr.id = f.product_id
+        GROUP BY f.customer_id, pr.family, f.user_id
+    ) k
+    GROUP BY customer_id, family
+    HAVING SUM(sold) + SUM(assigned) + SUM(entitled) + SUM(active) > 0"""
+
+# Entitled and active per workload through the SKUs that include it; Yammer is license-free,
+# so every user of the customer with Yammer activity counts as active there.
+WORKLOAD_GRAIN = """
+    INSERT INTO metrics_workloadsnapshot (partner_id, customer_id, workload, as_of, entitled_users, active_users)
+    SELECT %(p)s, customer_id, workload, %(d)s, SUM(entitled), SUM(active)
+    FROM (
+        SELECT customer_id, workload, user_id, MAX(entitled) AS entitled, MAX(active) AS active
+        FROM (
+            SELECT f.customer_id, pw.workload, f.user_id, f.entitled,
+                   CASE WHEN aw.user_id IS NULL THEN 0 ELSE 1 END AS active
+            FROM metric_user_facts f
+            JOIN customers_productworkload pw ON pw.product_id = f.product_id
+            LEFT JOIN metric_active_workloads aw ON aw.user_id = f.user_id AND aw.workload = pw.workload
+            UNION ALL
+            SELECT u.customer_id, 'yammer', aw.user_id, 0, 1
+            FROM metric_active_workloads aw JOIN customers_enduser u ON u.id = aw.user_id
+            WHERE aw.workload = 'yammer'
+        ) per_user_source
+        GROUP BY customer_id, workload, user_id
+    ) per_user
+    GROUP BY customer_id, workload
+    HAVING SUM(entitled) + SUM(active) > 0"""
+
+# Sums of the customers' family rows: percentages come from these sums, never from a mean.
+PORTFOLIO_GRAIN = """
+    INSERT INTO metrics_portfoliosnapshot (partner_id, family, as_of, sold_licenses, own_sold_licenses,
+        assigned_licenses, entitled_users, active_users, customers)
+    SELECT %(p)s, family, %(d)s, SUM(sold_licenses), SUM(own_sold_licenses), SUM(assigned_licenses),
+           SUM(entitled_users), SUM(active_users), COUNT(*)
+    FROM metrics_familysnapshot WHERE partner_id = %(p)s AND as_of = %(d)s
+    GROUP BY family"""
+
+SNAPSHOT_TABLES = (
+    "metrics_portfoliosnapshot",
+    "metrics_familysnapshot",
+    "metrics_workloadsnapshot",
+    "metrics_skusnapshot",
+)
+STATEMENTS = (ACTIVE_WORKLOADS, USER_FACTS, SKU_GRAIN, FAMILY_GRAIN, WORKLOAD_GRAIN, PORTFOLIO_GRAIN)
+
+
+def compute_date(*, partner_id: int, as_of: dt.date) -> None:
+    """Replaces every snapshot of `partner_id` at `as_of`. Call inside a transaction."""
+    params = {"p": partner_id, "d": as_of, "w": as_of - dt.timedelta(days=WINDOW_DAYS - 1)}
+    with connection.cursor() as cursor:
+        for table, columns in TEMP_TABLES.items():
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns})")
+        for table in SNAPSHOT_TABLES:
+            cursor.execute(f"DELETE FROM {table} WHERE partner_id = %(p)s AND as_of = %(d)s", params)
+        for statement in STATEMENTS:
+            cursor.execute(statement, params)
+        for table in TEMP_TABLES:
+            cursor.execute(f"DROP TABLE {table}")

@@ -1,0 +1,146 @@
+"""Recomputing metric snapshots: one date in one transaction, recorded in the run ledger.
+
+Safe to run twice or at once: a per-partner lock serialises runs of one partner, a run that
+finds its date recomputed by a concurrent run while it waited skips it, and every date is
+published (snapshots and its ledger row) in one transaction, so readers never see half a day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Partner
+from metrics import engine
+from metrics.models import RecomputeRun
+from partnerinsights.db import partner_lock, partner_try_lock
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5  # a date that failed this often stops being retried (a poison task)
+
+
+class GaveUp(Exception):
+    """The date failed MAX_ATTEMPTS times; it needs a person, not another retry."""
+
+
+def yesterday() -> dt.date:
+    """The day before today in the configured time zone (SPEC §5)."""
+    return timezone.localdate() - dt.timedelta(days=1)
+
+
+def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every date from `start` to `end`, both included."""
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def metrics_recompute(*, partner: Partner, as_of: dt.date, trigger: str) -> RecomputeRun:
+    """Recomputes every grain of `partner` at `as_of` and records the run.
+
+    Raises what the database raised (the run is then recorded as failed) and GaveUp when the
+    date already failed MAX_ATTEMPTS times.
+    """
+    requested_at = timezone.now()
+    attempts = _count_attempt(partner, as_of, trigger)
+    if attempts > MAX_ATTEMPTS:
+        raise GaveUp(f"{partner.slug} {as_of}: gave up after {MAX_ATTEMPTS} failed attempts")
+    started = time.monotonic()
+    try:
+        with transaction.atomic():
+            if not partner_try_lock("metrics", partner.pk):
+                logger.info("Recompute of %s is running elsewhere; waiting for it", partner.slug)
+                partner_lock("metrics", partner.pk)
+            run = RecomputeRun.objects.select_for_update().get(partner=partner, as_of=as_of)
+            if run.status == RecomputeRun.Status.SUCCEEDED and run.finished_at and run.finished_at > requested_at:
+                logger.info("%s %s was recomputed by a concurrent run; skipped", partner.slug, as_of)
+                return run
+            engine.compute_date(partner_id=partner.pk, as_of=as_of)
+            run.status, run.error, run.trigger = RecomputeRun.Status.SUCCEEDED, "", trigger
+            run.finished_at = run.published_at = timezone.now()
+            run.duration_ms = int((time.monotonic() - started) * 1000)
+            run.save()
+            return run
+    except Exception as error:
+        _record_failure(partner, as_of, error)
+        raise
+
+
+def metrics_recompute_dates(
+    *,
+    partner: Partner,
+    dates: Iterable[dt.date],
+    trigger: str,
+    progress: Callable[[RecomputeRun], None] | None = None,
+) -> list[RecomputeRun]:
+    """Recomputes several dates, each in its own transaction: memory stays flat, and every
+    finished date is visible at once."""
+    runs = []
+    for as_of in dates:
+        run = metrics_recompute(partner=partner, as_of=as_of, trigger=trigger)
+        if progress:
+            progress(run)
+        runs.append(run)
+    return runs
+
+
+def _count_attempt(partner: Partner, as_of: dt.date, trigger: str) -> int:
+    """Claims the ledger row and counts this attempt, committed before the work starts, so a
+    worker killed mid-run still leaves its attempt counted."""
+    with transaction.atomic():
+        run, created = RecomputeRun.objects.select_for_update().get_or_create(
+            partner=partner, as_of=as_of, defaults={"trigger": trigger, "attempts": 1}
+        )
+        if created:
+            return 1
+        # A date that succeeded before starts a fresh series of attempts.
+        attempts = 1 if run.status == RecomputeRun.Status.SUCCEEDED else run.attempts + 1
+        RecomputeRun.objects.filter(pk=run.pk).update(
+            attempts=attempts, status=RecomputeRun.Status.RUNNING, trigger=trigger, started_at=timezone.now()
+        )
+        return attempts
+
+
+def _record_failure(partner: Partner, as_of: dt.date, error: Exception) -> None:
+    if connection.needs_rollback or not connection.is_usable():
+        connection.close()  # a broken connection: the next query opens a new one
+    try:
+        RecomputeRun.objects.filter(partner=partner, as_of=as_of).update(
+            status=RecomputeRun.Status.FAILED,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            finished_at=timezone.now(),
+        )
+    except Exception:
+        logger.exception("Could not record the failed recompute of %s %s", partner.slug, as_of)
+
+
+def dates_to_refresh(*, partner: Partner, affected_from: dt.date | None, affected_to: dt.date | None) -> list[dt.date]:
+    """What an import makes stale: yesterday, plus every published date whose 28-day window
+    contains a date the import touched."""
+    dates = {yesterday()}
+    if affected_from and affected_to:
+        window_end = min(affected_to + dt.timedelta(days=engine.WINDOW_DAYS - 1), yesterday())
+        published = RecomputeRun.objects.filter(
+            partner=partner, published_at__isnull=False, as_of__gte=affected_from, as_of__lte=window_end
+        )
+        dates.update(published.values_list("as_of", flat=True))
+    return sorted(dates)
+
+
+def recompute_enqueue(*, partner: Partner, dates: list[dt.date], trigger: str) -> None:
+    """Queues a recompute once the current transaction commits. A broker that is down never
+    fails the caller: the dates stay stale until the nightly run (the data status page shows
+    imports newer than the last recompute)."""
+    from metrics.tasks import recompute_dates
+
+    def publish() -> None:
+        try:
+            recompute_dates.delay(partner_id=partner.pk, dates=[d.isoformat() for d in dates], trigger=trigger)
+        except Exception:
+            logger.exception("Could not queue the recompute of %s; the nightly run will do it", partner.slug)
+
+    transaction.on_commit(publish)

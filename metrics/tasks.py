@@ -1,0 +1,60 @@
+"""Celery tasks: thin, keyword-only primitive arguments, calling the services.
+
+Reliability (shared/RELIABILITY.md): `acks_late` with `reject_on_worker_lost` redelivers the
+task of a killed worker; the run ledger caps attempts (a poison date gives up); retries back off
+on database errors; the nightly fan-out enqueues one task per partner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from celery import shared_task
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django_scopes import scope
+
+from accounts.models import Partner
+from metrics import services
+
+logger = logging.getLogger(__name__)
+
+RECOMPUTE_OPTIONS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 10,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": services.MAX_ATTEMPTS,
+    "soft_time_limit": 50 * 60,
+    "time_limit": 55 * 60,
+}
+
+
+@shared_task(name="metrics.recompute_dates", **RECOMPUTE_OPTIONS)
+def recompute_dates(*, partner_id: int, dates: list[str], trigger: str) -> list[str]:
+    """Recomputes the given ISO dates of one partner; returns the dates done."""
+    partner = Partner.objects.get(pk=partner_id)
+    with scope(partner=partner):
+        try:
+            runs = services.metrics_recompute_dates(
+                partner=partner, dates=[dt.date.fromisoformat(d) for d in dates], trigger=trigger
+            )
+        except services.GaveUp:
+            logger.exception("Giving up on a recompute of %s", partner.slug)
+            return []
+        except DatabaseError:
+            logger.warning("Recompute of %s failed on the database; retrying", partner.slug)
+            raise
+    return [run.as_of.isoformat() for run in runs]
+
+
+@shared_task(name="metrics.nightly_recompute")
+def nightly_recompute() -> int:
+    """The beat entry: recomputes yesterday for every partner, one task per partner."""
+    as_of = services.yesterday().isoformat()
+    partner_ids = list(Partner.objects.values_list("pk", flat=True))
+    for partner_id in partner_ids:
+        recompute_dates.delay(partner_id=partner_id, dates=[as_of], trigger="nightly")
+    return len(partner_ids)

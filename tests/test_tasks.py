@@ -1,0 +1,252 @@
+"""The nightly job: runs, the ledger, locks, retries, Celery wiring, a real worker on Redis."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import OperationalError, connection, connections
+from django.utils import timezone
+from django_scopes import scope
+
+from customers.importing.service import data_import
+from customers.importing.sources import source_from_path
+from customers.models import ImportRun
+from metrics import engine, services, tasks
+from metrics.models import RecomputeRun, SkuSnapshot
+from partnerinsights.celery import app as celery_app
+from tests import factories
+from tests.metrics_reference import stored_metrics
+from tests.test_metrics import World
+
+ROOT = Path(__file__).resolve().parent.parent
+YESTERDAY = timezone.localdate() - dt.timedelta(days=1)
+
+
+@pytest.fixture
+def world(partner):
+    world = World(partner)
+    world.licensed(world.sub())
+    return world
+
+
+class TestCommand:
+    def test_default_is_yesterday_for_every_partner(self, partner, other_partner):
+        err = io.StringIO()
+        call_command("recompute_metrics", stderr=err)
+        assert sorted(RecomputeRun.objects.values_list("partner__slug", "as_of", "status")) == [
+            ("alpha", YESTERDAY, "succeeded"),
+            ("bravo", YESTERDAY, "succeeded"),
+        ]
+        assert f"alpha {YESTERDAY}: succeeded" in err.getvalue()
+
+    def test_backfill_includes_both_ends(self, partner):
+        call_command(
+            "recompute_metrics",
+            "--partner",
+            "alpha",
+            "--from",
+            "2024-02-27",
+            "--to",
+            "2024-03-02",
+            stderr=io.StringIO(),
+        )
+        assert sorted(RecomputeRun.objects.values_list("as_of", flat=True)) == [
+            dt.date(2024, 2, 27),
+            dt.date(2024, 2, 28),
+            dt.date(2024, 2, 29),
+            dt.date(2024, 3, 1),
+            dt.date(2024, 3, 2),
+        ]
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--as-of", "2024-13-01"], "not a date"),
+            (["--from", "2024-01-02"], "--from and --to go together"),
+            (["--from", "2024-01-02", "--to", "2024-01-01"], "is before --from"),
+            (["--as-of", "2024-01-01", "--from", "2024-01-01", "--to", "2024-01-02"], "either --as-of"),
+            (["--partner", "nobody"], "No partner with slug 'nobody'"),
+        ],
+    )
+    def test_bad_arguments_are_errors(self, partner, args, message):
+        with pytest.raises(CommandError, match=message):
+            call_command("recompute_metrics", *args)
+
+
+class TestLedger:
+    def test_a_failure_is_recorded_and_retried_until_it_gives_up(self, world, partner, monkeypatch):
+        def broken(**kwargs):
+            raise OperationalError("server closed the connection unexpectedly")
+
+        monkeypatch.setattr(engine, "compute_date", broken)
+        for attempt in range(1, services.MAX_ATTEMPTS + 1):
+            with pytest.raises(OperationalError):
+                services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+            run = RecomputeRun.objects.get()
+            assert (run.status, run.attempts) == ("failed", attempt)
+            assert run.error == "OperationalError: server closed the connection unexpectedly"
+        with pytest.raises(services.GaveUp):
+            services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+
+    def test_a_success_after_failures_publishes_and_resets_attempts(self, world, partner, monkeypatch):
+        original = engine.compute_date
+        monkeypatch.setattr(engine, "compute_date", lambda **kw: (_ for _ in ()).throw(OperationalError("down")))
+        with pytest.raises(OperationalError):
+            services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+        assert not SkuSnapshot.objects.exists()  # a failed run publishes nothing
+        monkeypatch.setattr(engine, "compute_date", original)
+        run = services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+        assert (run.status, run.error, run.published_at is not None) == ("succeeded", "", True)
+        assert SkuSnapshot.objects.count() == 1
+        again = services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+        assert again.attempts == 1
+
+
+class TestTasks:
+    def test_nightly_fans_out_one_task_per_partner(self, partner, other_partner):
+        assert tasks.nightly_recompute.delay().get() == 2
+        assert sorted(RecomputeRun.objects.values_list("partner__slug", "as_of", "trigger")) == [
+            ("alpha", YESTERDAY, "nightly"),
+            ("bravo", YESTERDAY, "nightly"),
+        ]
+
+    def test_the_beat_schedule_runs_nightly_at_two(self):
+        entry = settings.CELERY_BEAT_SCHEDULE["nightly-recompute"]
+        assert entry["task"] == "metrics.nightly_recompute"
+        assert (entry["schedule"].hour, entry["schedule"].minute) == ({2}, {0})
+
+    def test_recompute_task_is_configured_for_redelivery_and_retries(self):
+        task = celery_app.tasks["metrics.recompute_dates"]
+        assert (task.acks_late, task.reject_on_worker_lost) == (True, True)
+        assert OperationalError in task.autoretry_for
+        assert task.time_limit < 3 * 3600  # below Redis' visibility_timeout
+        assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+
+    def test_a_successful_import_recomputes_the_dates_it_touched(
+        self, partner, tmp_path, django_capture_on_commit_callbacks
+    ):
+        services.metrics_recompute_dates(
+            partner=partner, dates=[dt.date(2024, 3, 1), dt.date(2024, 4, 1), dt.date(2024, 6, 1)], trigger="test"
+        )
+        folder = tmp_path / "in"
+        folder.mkdir()
+        (folder / "customers.csv").write_text("customer_id,name\nC1,Contoso\n")
+        (folder / "users.csv").write_text("user_id,customer_id,upn\nU1,C1,u@x\n")
+        (folder / "activity.csv").write_text("user_id,workload,date\nU1,teams,2024-03-10\n")
+        with django_capture_on_commit_callbacks(execute=True):
+            run = data_import(partner=partner, source=source_from_path(folder), origin=ImportRun.Origin.COMMAND)
+        assert run.status == "succeeded"
+        recomputed = RecomputeRun.objects.filter(trigger="import").values_list("as_of", flat=True)
+        # 2024-04-01's window (03-05 … 04-01) holds 03-10; 03-01 and 06-01 do not.
+        assert sorted(recomputed) == [dt.date(2024, 4, 1), YESTERDAY]
+
+    def test_a_broker_that_is_down_never_fails_an_import(
+        self, partner, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+    ):
+        def unreachable(*args, **kwargs):
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
+
+        monkeypatch.setattr(tasks.recompute_dates, "delay", unreachable)
+        folder = tmp_path / "in"
+        folder.mkdir()
+        (folder / "customers.csv").write_text("customer_id,name\nC1,Contoso\n")
+        with django_capture_on_commit_callbacks(execute=True):
+            run = data_import(partner=partner, source=source_from_path(folder), origin=ImportRun.Origin.COMMAND)
+        assert run.status == "succeeded"
+        assert not RecomputeRun.objects.exists()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="advisory locks and real concurrency: PostgreSQL",
+)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_concurrent_runs_compute_once_and_agree(partner):
+    for _ in range(30):
+        world = World(partner)  # a customer each
+        world.licensed(world.sub())
+    outcomes, errors = [], []
+
+    def run() -> None:
+        try:
+            with scope(partner=partner):  # threads start without the test's context
+                outcomes.append(services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test"))
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert RecomputeRun.objects.filter(partner=partner).count() == 1
+    assert SkuSnapshot.objects.filter(as_of=YESTERDAY).count() == 30
+    single = stored_metrics(partner, YESTERDAY)
+    services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+    assert stored_metrics(partner, YESTERDAY) == single
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs the real Redis (CI sets REDIS_URL)")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_real_worker_on_redis_completes_a_recompute(partner):
+    factories.SubscriptionFactory(customer=factories.CustomerFactory(partner=partner))
+    queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+        if connection.vendor == "postgresql"
+        else f"sqlite:///{database['NAME']}",
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "partnerinsights",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,
+            "--loglevel=warning",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    celery_app.conf.task_always_eager = False
+    try:
+        tasks.recompute_dates.apply_async(
+            kwargs={"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "worker"}, queue=queue
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker").exists():
+                break
+            time.sleep(0.5)
+        assert RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker").exists()
+        assert SkuSnapshot.objects.filter(partner=partner, as_of=YESTERDAY).count() == 1
+    finally:
+        celery_app.conf.task_always_eager = True
+        worker.terminate()
+        worker.wait(timeout=30)
