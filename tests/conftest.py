@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from django_scopes import scopes_disabled
+from django.core.management.base import BaseCommand
+from django_scopes import scope, scopes_disabled
 
 from accounts.models import Partner, StaffUser
 from accounts.roles import Role
@@ -19,6 +20,20 @@ def _unscoped():
     """Tests build data outside any request; requests through the client set their own scope."""
     with scopes_disabled():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _commands_start_scoped(monkeypatch):
+    """Management commands start as in production: scoping on and no partner, so a command
+    that queries tenant data without entering its partner's scope fails here too (the
+    autouse `_unscoped` above would otherwise hide it)."""
+    execute = BaseCommand.execute
+
+    def scoped_execute(self, *args, **kwargs):
+        with scope():
+            return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseCommand, "execute", scoped_execute)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -54,7 +54,7 @@ class Command(PartnerCommand):
             counts = write_demo_files(options["output"], config)
             self.say(f"Wrote {_describe(counts)} to {options['output']}.")
             return
-        if options["if_missing"] and Customer.objects.filter(partner__slug="demo").exists():
+        if options["if_missing"] and _has_customers("demo"):
             self.say("The demo partner has data already: nothing to do.")
             return
         demo = self._partner("demo", "Contoso Cloud Partners", DEMO_STAFF)
@@ -95,6 +95,14 @@ class Command(PartnerCommand):
         self.say(f"{partner.slug}: computing metrics for {dates[0]} … {dates[-1]}")
         with scope(partner=partner):
             metrics_recompute_dates(partner=partner, dates=dates, trigger="demo")
+
+
+def _has_customers(slug: str) -> bool:
+    partner = Partner.objects.filter(slug=slug).first()
+    if partner is None:
+        return False
+    with scope(partner=partner):
+        return Customer.objects.filter(partner=partner).exists()
 
 
 def _describe(counts: dict[str, int]) -> str:
