@@ -73,7 +73,7 @@ class WorkloadSnapshot(Counts):
 
 
 class FamilySnapshot(Licenses):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="family_snapshots")
     family = models.CharField(max_length=20, choices=Family.choices)
     # The same numbers without the partner's excluded SKUs: what recommendations read (SPEC §8,
     # "excluded from recommendations and alerts without hiding them from the numbers").

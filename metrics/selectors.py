@@ -141,3 +141,25 @@ def _money(value: object) -> Decimal:
 def _as_date(value: dt.date | str | None) -> dt.date | None:
     """SQLite hands dates of raw queries back as text."""
     return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The date a page shows: the requested snapshot date, else the latest (SPEC §5)."""
+
+    date: dt.date | None  # None: no snapshot at all yet
+    dates: list[dt.date]  # every date with a snapshot, newest first, for the date picker
+    missing: dt.date | None  # a requested date that has no snapshot (the page says so)
+
+
+def as_of_choice(*, partner: Partner, requested: str | None) -> AsOf:
+    """Resolves `?as_of=`: a date with a snapshot is shown; anything else shows the latest date
+    and, for a well-formed date without a snapshot, says so. One query."""
+    dates = snapshot_dates(partner=partner)
+    try:
+        wanted = dt.date.fromisoformat(requested) if requested else None
+    except ValueError:
+        wanted = None
+    if wanted in dates:
+        return AsOf(wanted, dates, None)
+    return AsOf(dates[0] if dates else None, dates, wanted)

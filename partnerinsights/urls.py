@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from metrics import views as metrics_views
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -19,6 +21,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.import_urls")),
     path("status/", include("metrics.urls")),
+    path("settings/", metrics_views.settings_edit, name="settings"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
 ]

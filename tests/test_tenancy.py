@@ -16,15 +16,19 @@ from django_scopes import ScopeError, scope
 
 from accounts.roles import Role
 from customers.models import Customer, ImportRun
+from metrics.models import SkuSetting
+from metrics.services import metrics_recompute, yesterday
 from tests import factories
 from tests.conftest import client_for, staff_for
 
 MARKER = "ZZ-B-"
+YESTERDAY = yesterday()
 
 # Route name -> how to make partner B's object for each id in its path (None: no ids).
 ObjectMaker = Callable[[dict], dict[str, int]]
 ROUTES: dict[str, ObjectMaker | None] = {
     "customers:list": None,
+    "customers:insights": lambda b: {"customer_id": b["customer"].pk},
     "customers:subscriptions": lambda b: {"customer_id": b["customer"].pk},
     "imports:index": None,
     "imports:detail": lambda b: {"run_id": b["run"].pk},
@@ -39,6 +43,7 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "password_change_done": None,
     "password_reset_confirm": None,  # a signed token, not a tenant object
     "api-schema": None,
+    "settings": None,
 }
 # Django's admin is for platform operators only and lives outside the tenant scope.
 EXCLUDED_NAMESPACES = {"admin"}
@@ -65,8 +70,15 @@ def test_every_route_is_covered():
 def bravo(other_partner) -> dict:
     """Partner B's data, carrying the marker and the same external ids as partner A's."""
     customer = factories.CustomerFactory(partner=other_partner, external_id="C1", name=f"{MARKER}Customer")
-    factories.SubscriptionFactory(customer=customer, external_id="S1")
-    factories.EndUserFactory(customer=customer, external_id="U1", display_name=f"{MARKER}User")
+    subscription = factories.SubscriptionFactory(
+        customer=customer, external_id="S1", quantity=50, end_date=YESTERDAY + dt.timedelta(days=10)
+    )
+    user = factories.EndUserFactory(
+        customer=customer, external_id="U1", upn=f"{MARKER}u1@c1.example", display_name=f"{MARKER}User"
+    )
+    factories.AssignmentFactory(user=user, subscription=subscription)
+    SkuSetting.objects.create(partner=other_partner, sku="ENTERPRISEPACK", monthly_price=99, excluded=False)
+    metrics_recompute(partner=other_partner, as_of=YESTERDAY, trigger="test")
     run = ImportRun.objects.create(
         partner=other_partner, origin=ImportRun.Origin.COMMAND, source_name=f"{MARKER}import", status="succeeded"
     )
@@ -77,7 +89,11 @@ def bravo(other_partner) -> dict:
 @pytest.fixture
 def alpha_admin(partner, staff):
     customer = factories.CustomerFactory(partner=partner, external_id="C1", name="Alpha Customer")
-    factories.SubscriptionFactory(customer=customer, external_id="S1")
+    subscription = factories.SubscriptionFactory(customer=customer, external_id="S1")
+    factories.AssignmentFactory(
+        user=factories.EndUserFactory(customer=customer, external_id="U1"), subscription=subscription
+    )
+    metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
     return client_for(staff[Role.GLOBAL_ADMIN])
 
 
@@ -92,8 +108,24 @@ def test_other_partners_objects_are_404(alpha_admin, bravo, name, method):
     assert bravo["staff"].is_active  # the POST changed nothing
 
 
-@pytest.mark.parametrize("path", ["/customers/", "/customers/?q=ZZ", "/customers/?q=C1", "/imports/", "/staff/"])
-def test_lists_never_show_other_partners_rows(alpha_admin, bravo, path):
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/customers/",
+        "/customers/?q=ZZ",
+        "/customers/?q=C1",
+        "/customers/?kind=low_adoption",
+        "/customers/?usage=0-20&sort=-sold",
+        "/imports/",
+        "/staff/",
+        "/status/",
+        "/settings/",
+        "insights",
+    ],
+)
+def test_lists_never_show_other_partners_rows(alpha_admin, bravo, partner, path):
+    if path == "insights":  # partner A's own customer, whose external id B uses too
+        path = f"/customers/{Customer.objects.get(partner=partner).pk}/insights/?inactive_days=30"
     response = alpha_admin.get(path)
     assert response.status_code == 200
     assert MARKER not in response.content.decode()
