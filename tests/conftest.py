@@ -72,6 +72,12 @@ def client_for(user: StaffUser) -> Client:
     return client
 
 
+def log_in(client: Client, email: str, password: str) -> bool:
+    """Logs in through the login page, as a person does; True when it worked."""
+    response = client.post("/accounts/login/", {"username": email, "password": password})
+    return response.status_code == 302 and "_auth_user_id" in client.session
+
+
 @pytest.fixture
 def staff(partner) -> dict[Role, StaffUser]:
     """One staff user of `partner` per role."""

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import RequestFactory
 
 from accounts.models import Partner, StaffUser
 
@@ -40,7 +41,9 @@ def test_create_staff_with_password_can_log_in(partner):
         password="a-Long-password-1",
         stderr=io.StringIO(),
     )
-    user = authenticate(email="sam@alpha.example", password="a-Long-password-1")
+    user = authenticate(
+        RequestFactory().post("/accounts/login/"), username="sam@alpha.example", password="a-Long-password-1"
+    )
     assert (user.partner, user.role) == (partner, "sales_agent")
 
 

@@ -12,7 +12,7 @@ from accounts.roles import Role
 from customers.models import Customer, ImportRun
 from metrics.models import InsightSettings, RecomputeRun, SkuSetting
 from tests import factories
-from tests.conftest import client_for
+from tests.conftest import client_for, log_in
 
 GA, UA, AA, SA = Role.GLOBAL_ADMIN, Role.USER_ADMIN, Role.ADMIN_AGENT, Role.SALES_AGENT
 StaffUser = get_user_model()
@@ -184,7 +184,7 @@ def test_invitation_mails_a_link_that_sets_the_password(world, django_capture_on
     anonymous.post(
         form_page.redirect_chain[-1][0], {"new_password1": "a-New-pass-2024!", "new_password2": "a-New-pass-2024!"}
     )
-    assert anonymous.login(email="new.person@alpha.example", password="a-New-pass-2024!")
+    assert log_in(anonymous, "new.person@alpha.example", "a-New-pass-2024!")
 
 
 def test_deactivated_staff_cannot_log_in_and_their_session_ends(world):
@@ -193,7 +193,7 @@ def test_deactivated_staff_cannot_log_in_and_their_session_ends(world):
     assert session.get("/customers/").status_code == 200
     client_for(world["staff"][GA]).post(f"/staff/{member.pk}/", {"role": member.role, "is_active": ""})
     assert session.get("/customers/").status_code == 302  # back to the login page
-    assert not session.login(email=member.email, password="x-Very-long-pass-1")
+    assert not log_in(session, member.email, "x-Very-long-pass-1")
 
 
 def test_login_by_email_and_logout(client, world):
