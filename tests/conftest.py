@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.core.management.base import BaseCommand
+from django.test import Client
 from django_scopes import scope, scopes_disabled
 
 from accounts.models import Partner, StaffUser
