@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts import views as account_views
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -15,6 +17,8 @@ urlpatterns = [
         auth_views.PasswordResetConfirmView.as_view(success_url="/accounts/login/"),
         name="password_reset_confirm",
     ),
+    path("accounts/tokens/", account_views.api_tokens, name="api_tokens"),
+    path("accounts/tokens/<int:token_id>/revoke/", account_views.api_token_revoke, name="api_token_revoke"),
     path("staff/", include("accounts.urls")),
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.import_urls")),
