@@ -5,6 +5,14 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as account_views
+from customers import api as customers_api
+from metrics import api as metrics_api
+
+api_urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    *customers_api.urlpatterns,
+    *metrics_api.urlpatterns,
+]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
@@ -23,6 +31,6 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.import_urls")),
     path("status/", include("metrics.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/", include((api_urlpatterns, "api"))),
     path("admin/", admin.site.urls),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -105,6 +105,15 @@ def source_from_uploads(uploads: Iterable[UploadedFile]) -> ImportSource:
         else:
             source.files.append(SourceFile(name, lambda u=upload: _reopen(u)))
     return source
+
+
+def declared_upload_size(meta: Mapping[str, str]) -> int:
+    """The request body's declared size (Content-Length), known before anything is read; 0 when
+    absent or garbled (the uploaded files' own sizes are then checked after parsing)."""
+    try:
+        return max(int(meta.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0
 
 
 def _reopen(upload: UploadedFile) -> IO[bytes]:
