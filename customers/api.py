@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from functools import cached_property
 from typing import Any
 
@@ -19,7 +20,7 @@ from accounts.roles import Action
 from customers import selectors
 from customers.importing.issues import ImportIssue
 from customers.importing.service import data_import
-from customers.importing.sources import declared_upload_size, source_from_uploads
+from customers.importing.sources import declared_upload_size, source_from_zip_upload
 from customers.models import Customer, ImportRun, Subscription
 from partnerinsights.api import PartnerViewSet
 
@@ -115,7 +116,7 @@ class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="One .zip of the canonical files of SPEC §6 (any may be absent).")
 
     def validate_file(self, upload: Any) -> Any:
-        if not (upload.name or "").lower().endswith(".zip"):
+        if not zipfile.is_zipfile(upload):  # by its content, whatever its name
             raise serializers.ValidationError("Upload one .zip archive of the import files.")
         return upload
 
@@ -204,7 +205,7 @@ class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Partner
             refused = _too_large(file.name, file.size)
         if refused is not None:
             return Response(refused, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        source = source_from_uploads([file])
+        source = source_from_zip_upload(file)
         run = data_import(partner=self.partner, source=source, origin=ImportRun.Origin.API, started_by=request.user)
         succeeded = run.status == ImportRun.Status.SUCCEEDED
         code = status.HTTP_201_CREATED if succeeded else status.HTTP_422_UNPROCESSABLE_ENTITY

@@ -16,7 +16,8 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from django.db.models import Model, QuerySet
-from django.http import HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.views import defaults
 from django_scopes import scope
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
@@ -174,3 +175,11 @@ class PartnerAutoSchema(AutoSchema):
         if self.method != "GET" or self._query_serializer():
             errors["400"] = OpenApiResponse(VALIDATION_ERRORS, description="Invalid query parameters or fields.")
         return errors
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The project's 404 handler: JSON under /api/ (an id the URL pattern does not even match
+    is a 404 like any other), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -217,6 +217,8 @@ SPECTACULAR_SETTINGS = {
     # Under /api/ nothing answers an anonymous request (SPEC §4), the schema included.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components, so an upload is `format: binary`, not a URL.
+    "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "customers.models.ImportRun.Status",  # recompute runs have the same values
         "SubscriptionStatusEnum": "customers.models.SubscriptionStatus",

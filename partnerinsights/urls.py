@@ -34,3 +34,5 @@ urlpatterns = [
     path("api/", include((api_urlpatterns, "api"))),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "partnerinsights.api.not_found"
