@@ -7,6 +7,7 @@ is JSON null (the CSV's empty cell).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
@@ -147,17 +148,17 @@ class SnapshotViewSet(mixins.ListModelMixin, PartnerViewSet):
     date); a date without a snapshot has no rows. `query_filters` maps query fields to lookups."""
 
     query_filters: ClassVar[dict[str, str]] = {}
-
-    def snapshots(self, partner: Partner, span: tuple[Any, Any] | None) -> QuerySet:
-        raise NotImplementedError
+    # The selector of the grain: (partner, span[, customer]) -> snapshots.
+    snapshot_list: ClassVar[Callable[..., QuerySet]]
 
     def partner_queryset(self, partner: Partner) -> QuerySet:
         params = self.params
         span = selectors.snapshot_span(
             partner=partner, as_of=params.get("as_of"), first=params.get("from"), last=params.get("to")
         )
+        owner = {"customer": self.customer} if isinstance(self, CustomerRowsViewSet) else {}
         lookups = {lookup: params[field] for field, lookup in self.query_filters.items() if field in params}
-        return self.snapshots(partner, span).filter(**lookups)
+        return self.snapshot_list(partner=partner, span=span, **owner).filter(**lookups)
 
 
 class SkuMetricsViewSet(SnapshotViewSet, CustomerRowsViewSet):
@@ -165,13 +166,11 @@ class SkuMetricsViewSet(SnapshotViewSet, CustomerRowsViewSet):
 
     model = SkuSnapshot
     serializer_class = SkuSnapshotSerializer
+    snapshot_list = staticmethod(selectors.sku_snapshot_list)
     query_serializer_class = SkuQuerySerializer
     query_filters = {"product_family": "product_family", "sku": "sku"}
     ordering_fields = [*COUNT_ORDERING, *LICENSE_ORDERING, "product_family", "sku"]
     ordering = ["as_of", "product_family", "sku"]
-
-    def snapshots(self, partner: Partner, span: tuple[Any, Any] | None) -> QuerySet[SkuSnapshot]:
-        return selectors.sku_snapshot_list(partner=partner, customer=self.customer, span=span)
 
 
 class WorkloadMetricsViewSet(SnapshotViewSet, CustomerRowsViewSet):
@@ -179,13 +178,11 @@ class WorkloadMetricsViewSet(SnapshotViewSet, CustomerRowsViewSet):
 
     model = WorkloadSnapshot
     serializer_class = WorkloadSnapshotSerializer
+    snapshot_list = staticmethod(selectors.workload_snapshot_list)
     query_serializer_class = WorkloadQuerySerializer
     query_filters = {"workload": "workload"}
     ordering_fields = [*COUNT_ORDERING, "workload"]
     ordering = ["as_of", "workload"]
-
-    def snapshots(self, partner: Partner, span: tuple[Any, Any] | None) -> QuerySet[WorkloadSnapshot]:
-        return selectors.workload_snapshot_list(partner=partner, customer=self.customer, span=span)
 
 
 class FamilyMetricsViewSet(SnapshotViewSet, CustomerRowsViewSet):
@@ -193,13 +190,11 @@ class FamilyMetricsViewSet(SnapshotViewSet, CustomerRowsViewSet):
 
     model = FamilySnapshot
     serializer_class = FamilySnapshotSerializer
+    snapshot_list = staticmethod(selectors.family_snapshot_list)
     query_serializer_class = FamilyQuerySerializer
     query_filters = {"product_family": "family"}
     ordering_fields = [*COUNT_ORDERING, *LICENSE_ORDERING, "family"]
     ordering = ["as_of", "family"]
-
-    def snapshots(self, partner: Partner, span: tuple[Any, Any] | None) -> QuerySet[FamilySnapshot]:
-        return selectors.family_snapshot_list(partner=partner, customer=self.customer, span=span)
 
 
 class PortfolioViewSet(SnapshotViewSet):
@@ -208,13 +203,11 @@ class PortfolioViewSet(SnapshotViewSet):
 
     model = PortfolioSnapshot
     serializer_class = PortfolioSnapshotSerializer
+    snapshot_list = staticmethod(selectors.portfolio_snapshot_list)
     query_serializer_class = FamilyQuerySerializer
     query_filters = {"product_family": "family"}
     ordering_fields = [*COUNT_ORDERING, *LICENSE_ORDERING, "family", "customers"]
     ordering = ["as_of", "family"]
-
-    def snapshots(self, partner: Partner, span: tuple[Any, Any] | None) -> QuerySet[PortfolioSnapshot]:
-        return selectors.portfolio_snapshot_list(partner=partner, span=span)
 
 
 class RecomputeRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet):
