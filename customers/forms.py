@@ -2,6 +2,11 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from customers.models import INSIGHT_FAMILIES
+from customers.selectors import CUSTOMER_SORTS
+from metrics.numbers import BAND_LABELS
+from metrics.recommendations import Kind
+
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
@@ -34,3 +39,26 @@ class ImportForm(forms.Form):
                 "Import larger files with the import_data command or the API."
             )
         return uploads
+
+
+class CustomerFilterForm(forms.Form):
+    """The customer list's filters (GET). Invalid values fall back to the defaults."""
+
+    q = forms.CharField(required=False, label="Search", max_length=200)
+    family = forms.ChoiceField(choices=[(f.value, f.label) for f in INSIGHT_FAMILIES], required=False)
+    usage = forms.ChoiceField(choices=[("", "Any usage"), *BAND_LABELS.items()], required=False, label="Usage")
+    kind = forms.ChoiceField(choices=[("", "Any recommendation"), *Kind.choices], required=False)
+    sort = forms.ChoiceField(
+        choices=[(f"{sign}{key}", key) for key in CUSTOMER_SORTS for sign in ("", "-")], required=False
+    )
+
+    def values(self) -> dict[str, str]:
+        """The cleaned filters, with the defaults for anything missing or invalid."""
+        cleaned = self.cleaned_data if self.is_valid() else {}
+        return {
+            "q": (cleaned.get("q") or "").strip(),
+            "family": cleaned.get("family") or INSIGHT_FAMILIES[0].value,
+            "usage": cleaned.get("usage") or "",
+            "kind": cleaned.get("kind") or "",
+            "sort": cleaned.get("sort") or "name",
+        }

@@ -76,19 +76,29 @@ SKU_GRAIN = f"""
     GROUP BY customer_id, product_id
     HAVING SUM(sold) + SUM(assigned) + SUM(entitled) + SUM(active) > 0"""
 
-# Sums over the family's SKUs for licenses; distinct users over them for people.
+# Sums over the family's SKUs for licenses; distinct users over them for people. The rec_*
+# columns repeat that without the SKUs the partner excluded (what recommendations read).
 FAMILY_GRAIN = """
     INSERT INTO metrics_familysnapshot (partner_id, customer_id, family, as_of, sold_licenses,
-        own_sold_licenses, assigned_licenses, entitled_users, active_users)
-    SELECT %(p)s, customer_id, family, %(d)s, SUM(sold), SUM(own_sold), SUM(assigned), SUM(entitled), SUM(active)
+        own_sold_licenses, assigned_licenses, entitled_users, active_users,
+        rec_sold_licenses, rec_assigned_licenses, rec_entitled_users, rec_active_users)
+    SELECT %(p)s, customer_id, family, %(d)s, SUM(sold), SUM(own_sold), SUM(assigned), SUM(entitled), SUM(active),
+           SUM(rec_sold), SUM(rec_assigned), SUM(rec_entitled), SUM(rec_active)
     FROM (
         SELECT k.customer_id, pr.family, k.sold_licenses AS sold, k.own_sold_licenses AS own_sold,
-               k.assigned_licenses AS assigned, 0 AS entitled, 0 AS active
+               k.assigned_licenses AS assigned, 0 AS entitled, 0 AS active,
+               CASE WHEN x.id IS NULL THEN k.sold_licenses ELSE 0 END AS rec_sold,
+               CASE WHEN x.id IS NULL THEN k.assigned_licenses ELSE 0 END AS rec_assigned,
+               0 AS rec_entitled, 0 AS rec_active
         FROM metrics_skusnapshot k JOIN customers_product pr ON pr.id = k.product_id
+        LEFT JOIN metrics_skusetting x ON x.partner_id = %(p)s AND x.sku = pr.sku AND x.excluded
         WHERE k.partner_id = %(p)s AND k.as_of = %(d)s
         UNION ALL
-        SELECT f.customer_id, pr.family, 0, 0, 0, MAX(f.entitled), MAX(f.active)
+        SELECT f.customer_id, pr.family, 0, 0, 0, MAX(f.entitled), MAX(f.active), 0, 0,
+               MAX(CASE WHEN x.id IS NULL THEN f.entitled ELSE 0 END),
+               MAX(CASE WHEN x.id IS NULL THEN f.active ELSE 0 END)
         FROM metric_user_facts f JOIN customers_product pr ON pr.id = f.product_id
+        LEFT JOIN metrics_skusetting x ON x.partner_id = %(p)s AND x.sku = pr.sku AND x.excluded
         GROUP BY f.customer_id, pr.family, f.user_id
     ) k
     GROUP BY customer_id, family

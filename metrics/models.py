@@ -6,6 +6,7 @@ shown, so pages, API and CSV agree by construction.
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django_scopes import ScopedManager
@@ -72,8 +73,14 @@ class WorkloadSnapshot(Counts):
 
 
 class FamilySnapshot(Licenses):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="family_snapshots")
     family = models.CharField(max_length=20, choices=Family.choices)
+    # The same numbers without the partner's excluded SKUs: what recommendations read (SPEC §8,
+    # "excluded from recommendations and alerts without hiding them from the numbers").
+    rec_sold_licenses = models.PositiveIntegerField(default=0)
+    rec_assigned_licenses = models.PositiveIntegerField(default=0)
+    rec_entitled_users = models.PositiveIntegerField(default=0)
+    rec_active_users = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["customer", "family", "as_of"], name="family_snapshot_key")]
@@ -119,3 +126,72 @@ class RecomputeRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner_id} {self.as_of} {self.status}"
+
+
+class InactivityDays(models.IntegerChoices):
+    DAYS_30 = 30, "30 days"
+    DAYS_60 = 60, "60 days"
+    DAYS_90 = 90, "90 days"
+    DAYS_180 = 180, "180 days"
+
+
+def _percent(default: int) -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=5, decimal_places=1, default=default, validators=[MinValueValidator(0), MaxValueValidator(1000)]
+    )
+
+
+class InsightSettings(models.Model):
+    """A partner's choices for its insights: the recommendation thresholds of SPEC §3 (defaults
+    as there), the inactivity period of SPEC §8 and the currency of unit prices. A partner that
+    never saved any uses an unsaved instance with the defaults (`metrics.selectors.insight_settings`)."""
+
+    partner = models.OneToOneField(Partner, on_delete=models.CASCADE, related_name="+")
+    low_usage_pct = _percent(60)
+    unused_licenses_min = models.PositiveIntegerField(default=5)
+    unused_licenses_pct = _percent(25)
+    howto_per_100_users = models.DecimalField(
+        max_digits=6, decimal_places=1, default=5, validators=[MinValueValidator(0)]
+    )
+    howto_requests_min = models.PositiveIntegerField(default=3)
+    growth_deployment_pct = _percent(90)
+    growth_usage_pct = _percent(80)
+    inactivity_days = models.PositiveSmallIntegerField(choices=InactivityDays.choices, default=InactivityDays.DAYS_30)
+    currency = models.CharField(max_length=3, default="EUR", help_text="ISO 4217 code of the unit prices.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedManager(partner="partner")
+
+    class Meta:
+        verbose_name_plural = "insight settings"
+
+    def __str__(self) -> str:
+        return f"Insight settings of {self.partner_id}"
+
+
+class SkuSetting(models.Model):
+    """A partner's settings of one SKU: its monthly unit price (turns unused seats and inactive
+    users into money) and whether recommendations and alerts leave it out (free or donated
+    licenses). Keyed by the sku text, so it applies to the catalog entry and imported ones alike."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    sku = models.CharField(max_length=100)
+    monthly_price = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    excluded = models.BooleanField(default=False)
+
+    objects = ScopedManager(partner="partner")
+
+    class Meta:
+        ordering = ["sku"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "sku"], name="sku_setting_per_partner"),
+            models.CheckConstraint(
+                condition=models.Q(monthly_price__isnull=True) | models.Q(monthly_price__gte=0),
+                name="sku_setting_price_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.sku

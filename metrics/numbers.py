@@ -21,3 +21,25 @@ def pct(numerator: int, denominator: int) -> str:
 def ratio(numerator: int, denominator: int) -> float | None:
     """The unrounded percentage, for thresholds and bands; None when undefined."""
     return 100 * numerator / denominator if denominator else None
+
+
+# Usage and deployment bands of SPEC §8, in display order: [0,20) … [80,100), 100 and above, no data.
+BANDS = ("0-20", "20-40", "40-60", "60-80", "80-100", "100+", "none")
+BAND_LABELS = {
+    "0-20": "0–20%",
+    "20-40": "20–40%",
+    "40-60": "40–60%",
+    "60-80": "60–80%",
+    "80-100": "80–100%",
+    "100+": "100% and above",
+    "none": "No data",
+}
+
+
+def band(numerator: int, denominator: int) -> str:
+    """The band of the exact (unrounded) percentage; "none" when it is undefined."""
+    if not denominator:
+        return "none"
+    if numerator >= denominator:
+        return "100+"
+    return BANDS[min(5 * numerator // denominator, 4)]

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import F, QuerySet
 
 from accounts.models import Partner
 from customers.models import Customer
-from metrics.models import Counts, FamilySnapshot, PortfolioSnapshot, RecomputeRun, SkuSnapshot, WorkloadSnapshot
+from metrics import engine
+from metrics.models import (
+    Counts,
+    FamilySnapshot,
+    InsightSettings,
+    PortfolioSnapshot,
+    RecomputeRun,
+    SkuSetting,
+    SkuSnapshot,
+    WorkloadSnapshot,
+)
 
 
 def snapshot_dates(*, partner: Partner) -> list[dt.date]:
@@ -25,6 +39,140 @@ def latest_snapshot_date(*, partner: Partner) -> dt.date | None:
 
 def recompute_run_list(*, partner: Partner) -> QuerySet[RecomputeRun]:
     return RecomputeRun.objects.filter(partner=partner).order_by("-started_at", "-as_of")
+
+
+def insight_settings(*, partner: Partner) -> InsightSettings:
+    """The partner's insight settings; the defaults of SPEC §3 and §8 when it never saved any."""
+    return InsightSettings.objects.filter(partner=partner).first() or InsightSettings(partner=partner)
+
+
+def sku_setting_map(*, partner: Partner) -> dict[str, SkuSetting]:
+    """The partner's per-SKU settings (unit price, excluded), by sku."""
+    return {setting.sku: setting for setting in SkuSetting.objects.filter(partner=partner)}
+
+
+@dataclass(frozen=True)
+class InactiveUser:
+    """An entitled user with no activity on the workloads of their licenses for N days (SPEC §8)."""
+
+    user_id: int
+    upn: str
+    display_name: str
+    customer_id: int
+    customer_name: str
+    skus: tuple[str, ...]
+    last_activity: dt.date | None  # on any workload of their licenses, up to the date; None: never
+    monthly_cost: Decimal | None  # the unit prices of their licenses; None when no price is set
+
+
+def _sku_list_aggregate() -> str:
+    return (
+        "STRING_AGG(pr.sku, ' ' ORDER BY pr.sku)" if connection.vendor == "postgresql" else "GROUP_CONCAT(pr.sku, ' ')"
+    )
+
+
+# Users entitled at D (SPEC §2: current, active assignment on a counted subscription of an
+# insight-family SKU the partner did not exclude), with their SKUs, last activity on a workload of
+# those SKUs up to D, and the sum of their SKUs' unit prices; only those idle since D-N+1.
+INACTIVE_USERS = f"""
+    WITH entitled AS (
+        SELECT DISTINCT a.user_id, s.customer_id, s.product_id
+        FROM customers_licenseassignment a
+        JOIN customers_subscription s ON s.id = a.subscription_id
+        JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {engine.INSIGHT_FAMILIES}
+        LEFT JOIN metrics_skusetting x ON x.partner_id = %(p)s AND x.sku = pr.sku AND x.excluded
+        WHERE a.partner_id = %(p)s AND a.state = 'active' AND {engine.CURRENT} AND {engine.COUNTED}
+          AND x.id IS NULL AND (%(c)s IS NULL OR s.customer_id = %(c)s)
+    ),
+    last_seen AS (
+        SELECT w.user_id, MAX(act.activity_date) AS last_date
+        FROM (SELECT DISTINCT e.user_id, pw.workload FROM entitled e
+              JOIN customers_productworkload pw ON pw.product_id = e.product_id) w
+        JOIN customers_activity act ON act.user_id = w.user_id AND act.workload = w.workload
+        WHERE act.partner_id = %(p)s AND act.activity_date <= %(d)s
+        GROUP BY w.user_id
+    )
+    SELECT u.id, u.upn, u.display_name, c.id AS customer_id, c.name, {{skus}}, l.last_date,
+           SUM(price.monthly_price) AS cost, COUNT(price.monthly_price) AS priced
+    FROM entitled e
+    JOIN customers_enduser u ON u.id = e.user_id
+    JOIN customers_customer c ON c.id = e.customer_id
+    JOIN customers_product pr ON pr.id = e.product_id
+    LEFT JOIN metrics_skusetting price ON price.partner_id = %(p)s AND price.sku = pr.sku
+    LEFT JOIN last_seen l ON l.user_id = e.user_id
+    WHERE l.last_date IS NULL OR l.last_date < %(since)s
+    GROUP BY u.id, u.upn, u.display_name, c.id, c.name, l.last_date
+    ORDER BY c.name, c.id, u.upn, u.id"""
+
+
+def inactive_user_list(
+    *, partner: Partner, as_of: dt.date, days: int, customer: Customer | None = None
+) -> Iterator[InactiveUser]:
+    """Inactive licensed users of the partner (or of one customer) at `as_of`: entitled users
+    with no activity on any workload of their licenses in as_of-days+1 … as_of, never-active
+    users included. Streams in customer and user order, one SQL statement."""
+    params = {
+        "p": partner.pk,
+        "d": as_of,
+        "since": as_of - dt.timedelta(days=days - 1),
+        "c": customer.pk if customer else None,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(INACTIVE_USERS.format(skus=_sku_list_aggregate()), params)
+        for user_id, upn, name, customer_id, customer_name, skus, last, cost, priced in cursor:
+            yield InactiveUser(
+                user_id,
+                upn,
+                name,
+                customer_id,
+                customer_name,
+                tuple(sorted(skus.split(" "))),
+                _as_date(last),
+                _money(cost) if priced else None,
+            )
+
+
+def inactive_user_summary(*, partner: Partner, as_of: dt.date, days: int) -> dict[int, tuple[int, Decimal | None]]:
+    """Per customer: how many licensed users are inactive at `as_of`, and their monthly cost
+    (None when no price is set). One SQL statement."""
+    summary = f"""SELECT customer_id, COUNT(*), SUM(cost), SUM(priced)
+        FROM ({INACTIVE_USERS.format(skus="''")}) inactive GROUP BY customer_id"""
+    params = {"p": partner.pk, "d": as_of, "since": as_of - dt.timedelta(days=days - 1), "c": None}
+    with connection.cursor() as cursor:
+        cursor.execute(summary, params)
+        return {customer_id: (users, _money(cost) if priced else None) for customer_id, users, cost, priced in cursor}
+
+
+def _money(value: object) -> Decimal:
+    """A sum of prices as Decimal cents (SQLite sums decimals as floats)."""
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def _as_date(value: dt.date | str | None) -> dt.date | None:
+    """SQLite hands dates of raw queries back as text."""
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The date a page shows: the requested snapshot date, else the latest (SPEC §5)."""
+
+    date: dt.date | None  # None: no snapshot at all yet
+    dates: list[dt.date]  # every date with a snapshot, newest first, for the date picker
+    missing: dt.date | None  # a requested date that has no snapshot (the page says so)
+
+
+def as_of_choice(*, partner: Partner, requested: str | None) -> AsOf:
+    """Resolves `?as_of=`: a date with a snapshot is shown; anything else shows the latest date
+    and, for a well-formed date without a snapshot, says so. One query."""
+    dates = snapshot_dates(partner=partner)
+    try:
+        wanted = dt.date.fromisoformat(requested) if requested else None
+    except ValueError:
+        wanted = None
+    if wanted in dates:
+        return AsOf(wanted, dates, None)
+    return AsOf(dates[0] if dates else None, dates, wanted)
 
 
 def snapshot_span(

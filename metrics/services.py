@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Partner
 from metrics import engine
-from metrics.models import RecomputeRun
+from metrics.models import InsightSettings, RecomputeRun, SkuSetting
 from partnerinsights.db import partner_lock, partner_try_lock
 
 logger = logging.getLogger(__name__)
@@ -144,3 +144,27 @@ def recompute_enqueue(*, partner: Partner, dates: list[dt.date], trigger: str) -
             logger.exception("Could not queue the recompute of %s; the nightly run will do it", partner.slug)
 
     transaction.on_commit(publish)
+
+
+@transaction.atomic
+def insight_settings_save(
+    *, partner: Partner, settings: InsightSettings, sku_rows: list[dict[str, object]]
+) -> InsightSettings:
+    """Saves the partner's thresholds and per-SKU prices and exclusions. Exclusions change the
+    numbers recommendations read (FamilySnapshot.rec_*), so the latest date is recomputed."""
+    settings.partner = partner
+    settings.save()
+    before = set(SkuSetting.objects.filter(partner=partner, excluded=True).values_list("sku", flat=True))
+    for row in sku_rows:
+        price, excluded = row.get("monthly_price"), bool(row.get("excluded"))
+        if price is None and not excluded:
+            SkuSetting.objects.filter(partner=partner, sku=row["sku"]).delete()
+        else:
+            SkuSetting.objects.update_or_create(
+                partner=partner, sku=row["sku"], defaults={"monthly_price": price, "excluded": excluded}
+            )
+    after = set(SkuSetting.objects.filter(partner=partner, excluded=True).values_list("sku", flat=True))
+    latest = RecomputeRun.objects.filter(partner=partner, published_at__isnull=False).order_by("-as_of").first()
+    if before != after and latest is not None:
+        recompute_enqueue(partner=partner, dates=[latest.as_of], trigger="settings")
+    return settings

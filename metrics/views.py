@@ -4,9 +4,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.roles import Action, require_action
-from customers.models import ImportRun
+from customers.models import INSIGHT_FAMILIES, ImportRun, Product
 from customers.selectors import import_run_list
 from metrics import selectors, services
+from metrics.forms import InsightSettingsForm, SkuSettingFormSet
 from metrics.models import RecomputeRun
 
 RECENT_RUNS = 30
@@ -42,3 +43,30 @@ def recompute_now(request: HttpRequest) -> HttpResponse:
     services.recompute_enqueue(partner=request.partner, dates=[services.yesterday()], trigger="manual")
     messages.success(request, f"Recompute of {services.yesterday():%Y-%m-%d} queued.")
     return redirect("metrics:status")
+
+
+@require_action(Action.EDIT_SETTINGS)
+def settings_edit(request: HttpRequest) -> HttpResponse:
+    partner = request.partner
+    products = list(Product.objects.visible_to(partner).filter(family__in=INSIGHT_FAMILIES).order_by("family", "name"))
+    stored = selectors.sku_setting_map(partner=partner)
+    initial = [
+        {
+            "sku": p.sku,
+            "monthly_price": getattr(stored.get(p.sku), "monthly_price", None),
+            "excluded": getattr(stored.get(p.sku), "excluded", False),
+        }
+        for p in products
+    ]
+    data = request.POST if request.method == "POST" else None
+    form = InsightSettingsForm(data, instance=selectors.insight_settings(partner=partner))
+    skus = SkuSettingFormSet(data, initial=initial, prefix="sku")
+    if data is not None and form.is_valid() and skus.is_valid():
+        allowed = {p.sku for p in products}  # a posted sku of another partner's catalog is ignored
+        rows = [row for row in skus.cleaned_data if row.get("sku") in allowed]
+        services.insight_settings_save(partner=partner, settings=form.save(commit=False), sku_rows=rows)
+        messages.success(request, "Settings saved.")
+        return redirect("settings")
+    names = {p.sku: p for p in products}
+    rows = [(sku_form, names.get(sku_form.initial.get("sku"))) for sku_form in skus]
+    return render(request, "metrics/settings.html", {"form": form, "skus": skus, "rows": rows})

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 from accounts import views as account_views
 from customers import api as customers_api
 from metrics import api as metrics_api
+from metrics import views as metrics_views
 
 api_urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -31,6 +32,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.import_urls")),
     path("status/", include("metrics.urls")),
+    path("settings/", metrics_views.settings_edit, name="settings"),
     path("api/", include((api_urlpatterns, "api"))),
     path("admin/", admin.site.urls),
 ]

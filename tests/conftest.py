@@ -13,13 +13,14 @@ from accounts import services as account_services
 from accounts.models import Partner, StaffUser
 from accounts.roles import Role
 from customers.models import Activity, ImportRun
-from metrics.services import metrics_recompute
+from metrics.models import SkuSetting
+from metrics.services import metrics_recompute, yesterday
 from partnerinsights.celery import app as celery_app
 from tests import factories
 
 PASSWORD = "correct-horse-battery-staple"
 MARKER = "ZZ-B-"  # in every text of partner B's data: no response to partner A may contain it
-SNAPSHOT_DATE = dt.date(2024, 6, 30)
+SNAPSHOT_DATE = yesterday()  # the date partner B's (and the API tests' partner A's) snapshots are of
 
 
 @pytest.fixture(autouse=True)
@@ -99,12 +100,17 @@ def admin_client(staff) -> Client:
 @pytest.fixture
 def bravo(other_partner) -> dict:
     """Partner B's data, carrying the marker and the same external ids as partner A's, with
-    published metric snapshots, an import run, a staff member and an API token."""
+    published metric snapshots, settings, an import run, a staff member and an API token."""
     customer = factories.CustomerFactory(partner=other_partner, external_id="C1", name=f"{MARKER}Customer")
-    subscription = factories.SubscriptionFactory(customer=customer, external_id="S1")
-    user = factories.EndUserFactory(customer=customer, external_id="U1", display_name=f"{MARKER}User")
+    subscription = factories.SubscriptionFactory(
+        customer=customer, external_id="S1", quantity=50, end_date=SNAPSHOT_DATE + dt.timedelta(days=10)
+    )
+    user = factories.EndUserFactory(
+        customer=customer, external_id="U1", upn=f"{MARKER}u1@c1.example", display_name=f"{MARKER}User"
+    )
     factories.AssignmentFactory(user=user, subscription=subscription)
     Activity.objects.create(partner=other_partner, user=user, workload="exchange", activity_date=SNAPSHOT_DATE)
+    SkuSetting.objects.create(partner=other_partner, sku="ENTERPRISEPACK", monthly_price=99, excluded=False)
     recompute = metrics_recompute(partner=other_partner, as_of=SNAPSHOT_DATE, trigger="test")
     run = ImportRun.objects.create(
         partner=other_partner, origin=ImportRun.Origin.COMMAND, source_name=f"{MARKER}import", status="succeeded"

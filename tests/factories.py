@@ -73,3 +73,17 @@ class AssignmentFactory(factory.django.DjangoModelFactory):
     assigned_on = dt.date(2024, 1, 1)
     removed_on = None
     state = models.AssignmentState.ACTIVE
+
+
+# A valid POST of the settings page's thresholds (SPEC §3 defaults but usage 55% and 60 days).
+SETTINGS_FORM = {
+    "low_usage_pct": "55",
+    "unused_licenses_min": "5",
+    "unused_licenses_pct": "25",
+    "howto_per_100_users": "5",
+    "howto_requests_min": "3",
+    "growth_deployment_pct": "90",
+    "growth_usage_pct": "80",
+    "inactivity_days": "60",
+    "currency": "usd",
+}

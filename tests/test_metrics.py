@@ -465,3 +465,25 @@ def test_engine_equals_the_reference_implementation_on_random_data(partner, data
         assert stored_metrics(partner, D) == reference_metrics(partner, D)
     finally:
         transaction.savepoint_rollback(sid)
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "expected"),
+    [
+        (0, 10, "0-20"),
+        (199, 1000, "0-20"),  # 19.9% stays below 20 even though it rounds to 19.9
+        (1999, 10000, "0-20"),  # 19.99% rounds to 20.0 on a page, but its band is [0, 20)
+        (2, 10, "20-40"),
+        (59, 100, "40-60"),
+        (6, 10, "60-80"),
+        (999, 1000, "80-100"),
+        (10, 10, "100+"),
+        (13, 10, "100+"),
+        (0, 0, "none"),
+        (5, 0, "none"),
+    ],
+)
+def test_bands_use_the_exact_ratio(numerator, denominator, expected):
+    from metrics.numbers import band
+
+    assert band(numerator, denominator) == expected

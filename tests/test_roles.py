@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from accounts.models import ApiToken
 from accounts.roles import Role
 from customers.models import Customer, ImportRun
-from metrics.models import RecomputeRun
+from metrics.models import InsightSettings, RecomputeRun, SkuSetting
 from tests import factories
 from tests.conftest import client_for
 
@@ -25,6 +25,9 @@ StaffUser = get_user_model()
 MATRIX: dict[str, set[Role]] = {
     "view_customers": {GA, UA, AA, SA},
     "view_own_subscriptions": {GA, UA, AA, SA},
+    "view_insights": {GA, UA, AA, SA},
+    "open_settings": {GA, AA},
+    "edit_settings": {GA, AA},
     "open_import_page": {GA, AA},
     "import_data": {GA, AA},
     "view_data_status": {GA, AA},
@@ -42,6 +45,15 @@ MATRIX: dict[str, set[Role]] = {
 }
 
 
+SKU_FORM = {
+    "sku-TOTAL_FORMS": "1",
+    "sku-INITIAL_FORMS": "1",
+    "sku-0-sku": "ENTERPRISEPACK",
+    "sku-0-monthly_price": "20.50",
+    "sku-0-excluded": "on",
+}
+
+
 def _state() -> tuple:
     """What a forbidden action must leave unchanged."""
     return (
@@ -50,6 +62,8 @@ def _state() -> tuple:
         RecomputeRun.objects.count(),
         sorted(StaffUser.objects.values_list("email", "role", "is_active")),
         len(mail.outbox),
+        list(InsightSettings.objects.values_list("low_usage_pct", flat=True)),
+        list(SkuSetting.objects.values_list("sku", "monthly_price", "excluded")),
         ApiToken.objects.count(),
     )
 
@@ -60,6 +74,12 @@ def _act(action: str, client, world: dict):
         return client.get("/customers/")
     if action == "view_own_subscriptions":
         return client.get(f"/customers/{customer.pk}/subscriptions/")
+    if action == "view_insights":
+        return client.get(f"/customers/{customer.pk}/insights/")
+    if action == "open_settings":
+        return client.get("/settings/")
+    if action == "edit_settings":
+        return client.post("/settings/", {**factories.SETTINGS_FORM, **SKU_FORM})
     if action == "open_import_page":
         return client.get("/imports/")
     if action == "import_data":
@@ -117,14 +137,18 @@ def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
         response = _act(action, client, world)
     if role in MATRIX[action]:
         assert response.status_code in {200, 201, 302}, response.content[:500]
-        if action.startswith(("import", "api_import", "invite", "change", "deactivate", "trigger", "manage_own")):
+        changes = ("import", "api_import", "invite", "change", "deactivate", "trigger", "edit", "manage_own")
+        if action.startswith(changes):
             assert _state() != before  # the allowed action did something
     else:
         assert response.status_code == 403
         assert _state() == before
 
 
-@pytest.mark.parametrize("path", ["/customers/", "/imports/", "/staff/", "/customers/1/subscriptions/"])
+@pytest.mark.parametrize(
+    "path",
+    ["/customers/", "/imports/", "/staff/", "/settings/", "/customers/1/subscriptions/", "/customers/1/insights/"],
+)
 def test_anonymous_page_requests_redirect_to_login(client, path):
     response = client.get(path)
     assert response.status_code == 302

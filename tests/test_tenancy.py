@@ -18,13 +18,16 @@ from django_scopes import ScopeError, scope
 from accounts.models import ApiToken
 from accounts.roles import Role
 from customers.models import Customer
+from metrics.services import metrics_recompute
 from tests import factories
 from tests.conftest import MARKER, client_for, token_client_for
+from tests.conftest import SNAPSHOT_DATE as YESTERDAY
 
 # Route name -> how to make partner B's object for each id in its path (None: no ids).
 ObjectMaker = Callable[[dict], dict[str, int]]
 ROUTES: dict[str, ObjectMaker | None] = {
     "customers:list": None,
+    "customers:insights": lambda b: {"customer_id": b["customer"].pk},
     "customers:subscriptions": lambda b: {"customer_id": b["customer"].pk},
     "imports:index": None,
     "imports:detail": lambda b: {"run_id": b["run"].pk},
@@ -52,6 +55,7 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "api:import-detail": lambda b: {"pk": b["run"].pk},
     "api:recompute-run-list": None,
     "api:recompute-run-detail": lambda b: {"pk": b["recompute"].pk},
+    "settings": None,
 }
 # Django's admin is for platform operators only and lives outside the tenant scope.
 EXCLUDED_NAMESPACES = {"admin"}
@@ -77,7 +81,11 @@ def test_every_route_is_covered():
 @pytest.fixture
 def alpha_admin(partner, staff):
     customer = factories.CustomerFactory(partner=partner, external_id="C1", name="Alpha Customer")
-    factories.SubscriptionFactory(customer=customer, external_id="S1")
+    subscription = factories.SubscriptionFactory(customer=customer, external_id="S1")
+    factories.AssignmentFactory(
+        user=factories.EndUserFactory(customer=customer, external_id="U1"), subscription=subscription
+    )
+    metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
     return client_for(staff[Role.GLOBAL_ADMIN])
 
 
@@ -117,20 +125,34 @@ def test_other_partners_objects_are_404(alpha_client, bravo, name, auth, method)
     assert ApiToken.objects.get(pk=bravo["token"].pk).revoked_at is None
 
 
-PAGE_LISTS = ["/customers/", "/customers/?q=ZZ", "/customers/?q=C1", "/imports/", "/staff/", "/accounts/tokens/"]
+PAGE_LISTS = [
+    "/customers/",
+    "/customers/?q=ZZ",
+    "/customers/?q=C1",
+    "/customers/?kind=low_adoption",
+    "/customers/?usage=0-20&sort=-sold",
+    "/imports/",
+    "/staff/",
+    "/status/",
+    "/settings/",
+    "insights",
+    "/accounts/tokens/",
+]
 API_LISTS = [
     "/api/customers/",
     "/api/customers/?search=ZZ",
     "/api/customers/?search=C1",
     "/api/portfolio/",
-    "/api/portfolio/?from=2024-01-01&to=2024-12-31",
+    "/api/portfolio/?from=2000-01-01&to=2100-12-31",
     "/api/imports/",
     "/api/recompute-runs/",
 ]
 
 
 @pytest.mark.parametrize(("path", "auth"), _with_auth(PAGE_LISTS + API_LISTS, lambda path: path.startswith("/api/")))
-def test_lists_never_show_other_partners_rows(alpha_client, bravo, path, auth):
+def test_lists_never_show_other_partners_rows(alpha_client, bravo, partner, path, auth):
+    if path == "insights":  # partner A's own customer, whose external id B uses too
+        path = f"/customers/{Customer.objects.get(partner=partner).pk}/insights/?inactive_days=30"
     response = alpha_client.get(path)
     assert response.status_code == 200
     assert MARKER not in response.content.decode()

@@ -1,0 +1,142 @@
+"""The customer insights page (SPEC §2, §3, §8): what it reads and the charts it draws.
+
+A fixed number of queries whatever the customer's size: snapshots are read per grain for one
+date, the trend from the family grain, lists with one statement each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import plotly.graph_objects as go
+
+from accounts.models import Partner
+from customers.models import INSIGHT_FAMILIES, Customer, Family, Workload
+from customers.selectors import renewal_list
+from metrics.explain import usage_explanation
+from metrics.models import FamilySnapshot, InsightSettings, SkuSetting, SkuSnapshot, WorkloadSnapshot
+from metrics.numbers import pct
+from metrics.recommendations import recommendation_list
+from metrics.selectors import inactive_user_list
+from partnerinsights.charts import figure_data
+
+TREND_DAYS = (30, 90, 365)
+INACTIVE_SHOWN = 100  # the page lists this many; the CSV has them all
+
+
+@dataclass(frozen=True)
+class SkuLine:
+    snapshot: SkuSnapshot
+    monthly_price: Decimal | None
+
+    @property
+    def unused_cost(self) -> Decimal | None:
+        if self.monthly_price is None:
+            return None
+        return self.monthly_price * self.snapshot.unused_licenses
+
+
+def insights_context(
+    *,
+    partner: Partner,
+    customer: Customer,
+    as_of: dt.date,
+    settings: InsightSettings,
+    sku_settings: dict[str, SkuSetting],
+    trend_days: int,
+    inactive_days: int,
+) -> dict[str, Any]:
+    """Everything the insights page shows of `customer` at `as_of`."""
+    families = list(
+        FamilySnapshot.objects.filter(customer=customer, as_of=as_of, family__in=INSIGHT_FAMILIES).order_by("family")
+    )
+    skus = [
+        SkuLine(row, _price(sku_settings, row.product.sku))
+        for row in SkuSnapshot.objects.filter(customer=customer, as_of=as_of, product__family__in=INSIGHT_FAMILIES)
+        .select_related("product")
+        .order_by("product__family", "product__name")
+    ]
+    workloads = sorted(
+        WorkloadSnapshot.objects.filter(customer=customer, as_of=as_of), key=lambda w: Workload.values.index(w.workload)
+    )
+    inactive = list(inactive_user_list(partner=partner, as_of=as_of, days=inactive_days, customer=customer))
+    over_100 = any(
+        r.active_users > r.entitled_users for r in [*families, *(line.snapshot for line in skus), *workloads]
+    )
+    costs = [line.unused_cost for line in skus if line.unused_cost is not None]
+    inactive_costs = [user.monthly_cost for user in inactive if user.monthly_cost is not None]
+    return {
+        "families": families,
+        "skus": skus,
+        "workloads": workloads,
+        "unused_cost": sum(costs) if costs else None,
+        "recommendations": recommendation_list(
+            partner=partner, as_of=as_of, settings=settings, customer_ids=[customer.pk]
+        ),
+        "explanation": usage_explanation(customer=customer, as_of=as_of) if over_100 else None,
+        "renewals": list(renewal_list(partner=partner, as_of=as_of, customer=customer)),
+        "inactive": inactive[:INACTIVE_SHOWN],
+        "inactive_total": len(inactive),
+        "inactive_cost": sum(inactive_costs) if inactive_costs else None,
+        "workload_chart": workload_figure(workloads) if workloads else None,
+        "trend_chart": trend_figure(customer=customer, as_of=as_of, days=trend_days),
+    }
+
+
+def _price(sku_settings: dict[str, SkuSetting], sku: str) -> Decimal | None:
+    setting = sku_settings.get(sku)
+    return setting.monthly_price if setting else None
+
+
+def workload_figure(workloads: list[WorkloadSnapshot]) -> dict[str, Any]:
+    """Entitled and active users per workload, usage % on hover."""
+    labels = [Workload(w.workload).label for w in workloads]
+    usage = [_chart_pct(w.active_users, w.entitled_users) for w in workloads]
+    figure = go.Figure(
+        [
+            go.Bar(name="Entitled users", x=labels, y=[w.entitled_users for w in workloads]),
+            go.Bar(
+                name="Active users (28 days)",
+                x=labels,
+                y=[w.active_users for w in workloads],
+                customdata=[u if u is not None else "—" for u in usage],
+                hovertemplate="%{y} active · usage %{customdata}%<extra></extra>",
+            ),
+        ]
+    )
+    figure.update_layout(barmode="group", yaxis_title="Users")
+    return figure_data(figure)
+
+
+def trend_figure(*, customer: Customer, as_of: dt.date, days: int) -> dict[str, Any] | None:
+    """Deployment % and usage % per family over the `days` days up to `as_of`."""
+    rows = FamilySnapshot.objects.filter(
+        customer=customer,
+        family__in=INSIGHT_FAMILIES,
+        as_of__gt=as_of - dt.timedelta(days=days),
+        as_of__lte=as_of,
+    ).order_by("family", "as_of")
+    series: dict[str, list[FamilySnapshot]] = {}
+    for row in rows:
+        series.setdefault(row.family, []).append(row)
+    if not series:
+        return None
+    figure = go.Figure()
+    for family, points in series.items():
+        label = Family(family).label
+        dates = [p.as_of.isoformat() for p in points]
+        deployment = [_chart_pct(p.assigned_licenses, p.sold_licenses) for p in points]
+        usage = [_chart_pct(p.active_users, p.entitled_users) for p in points]
+        figure.add_scatter(x=dates, y=deployment, mode="lines", name=f"{label} deployment %")
+        figure.add_scatter(x=dates, y=usage, mode="lines", name=f"{label} usage %", line={"dash": "dot"})
+    figure.update_layout(yaxis_title="%", yaxis_rangemode="tozero", hovermode="x unified")
+    return figure_data(figure)
+
+
+def _chart_pct(numerator: int, denominator: int) -> float | None:
+    """A chart point: the page's own rounded figure (`pct`); undefined is a gap."""
+    figure = pct(numerator, denominator)
+    return float(figure) if figure else None

@@ -1,0 +1,165 @@
+"""Recommendations ("next steps", SPEC §3), evaluated from the family-grain snapshots.
+
+Rules read the unrounded numbers of the `rec_*` columns (the family without the partner's
+excluded SKUs); an undefined percentage never triggers a rule. Support load is a property of the
+customer, so it is judged once per customer against the entitled users of all its families.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+
+from django.db import models
+from django.db.models import Count
+
+from accounts.models import Partner
+from customers.models import INSIGHT_FAMILIES, Family, SupportCategory, SupportRequest
+from metrics.engine import WINDOW_DAYS
+from metrics.models import FamilySnapshot, InsightSettings
+from metrics.numbers import pct
+
+
+class Kind(models.TextChoices):
+    LOW_ADOPTION = "low_adoption", "Low adoption"
+    SUPPORT_LOAD = "support_load", "Support load"
+    GROWTH = "growth", "Growth opportunity"
+
+
+# The source document's advice, word for word where it gives one.
+ADVICE = {
+    Kind.LOW_ADOPTION: (
+        "Customers may not understand the value of the software. Share case studies, user references "
+        "for concrete scenarios, and tutorial blogs or videos."
+    ),
+    Kind.SUPPORT_LOAD: (
+        "The customer may be new to the software, its version or the task. Offer training (in person or "
+        "online), better self-service options, and a support site that carries your support contacts "
+        "and the customer's self-help options."
+    ),
+    Kind.GROWTH: "Licenses are deployed and used: offer more seats or a higher plan.",
+}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    customer_id: int
+    kind: Kind
+    family: str  # "" for support load, which concerns the whole customer
+    facts: tuple[str, ...]  # the numbers that triggered it, as a person reads them
+
+    @property
+    def advice(self) -> str:
+        return ADVICE[self.kind]
+
+    @property
+    def family_label(self) -> str:
+        return Family(self.family).label if self.family else ""
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    sold: int
+    assigned: int
+    entitled: int
+    active: int
+
+
+def recommendation_list(
+    *, partner: Partner, as_of: dt.date, settings: InsightSettings, customer_ids: Iterable[int] | None = None
+) -> list[Recommendation]:
+    """Every recommendation of the partner's customers (or of `customer_ids`) at `as_of`, in
+    customer, kind and family order. Two queries whatever the number of customers."""
+    families = FamilySnapshot.objects.filter(partner=partner, as_of=as_of, family__in=INSIGHT_FAMILIES)
+    if customer_ids is not None:
+        families = families.filter(customer_id__in=list(customer_ids))
+    rows = families.order_by("customer_id", "family").values_list(
+        "customer_id", "family", "rec_sold_licenses", "rec_assigned_licenses", "rec_entitled_users", "rec_active_users"
+    )
+    per_customer: dict[int, dict[str, _Numbers]] = defaultdict(dict)
+    for customer_id, family, *numbers in rows:
+        per_customer[customer_id][family] = _Numbers(*numbers)
+    howto = howto_request_counts(partner=partner, as_of=as_of, customer_ids=list(per_customer))
+    found = []
+    for customer_id, by_family in per_customer.items():
+        found += _customer_recommendations(customer_id, by_family, howto.get(customer_id, 0), settings)
+    return found
+
+
+def howto_request_counts(*, partner: Partner, as_of: dt.date, customer_ids: list[int]) -> dict[int, int]:
+    """How-to support requests opened in the window W(as_of), per customer."""
+    window_start = as_of - dt.timedelta(days=WINDOW_DAYS - 1)
+    requests = SupportRequest.objects.filter(
+        partner=partner,
+        customer_id__in=customer_ids,
+        category=SupportCategory.HOWTO,
+        opened_on__gte=window_start,
+        opened_on__lte=as_of,
+    )
+    return dict(requests.values_list("customer_id").annotate(n=Count("*")).order_by())
+
+
+def _customer_recommendations(
+    customer_id: int, by_family: dict[str, _Numbers], howto: int, settings: InsightSettings
+) -> list[Recommendation]:
+    found = []
+    for family, numbers in by_family.items():
+        if facts := _low_adoption(numbers, settings):
+            found.append(Recommendation(customer_id, Kind.LOW_ADOPTION, family, facts))
+    entitled = sum(numbers.entitled for numbers in by_family.values())
+    if facts := _support_load(howto, entitled, settings):
+        found.append(Recommendation(customer_id, Kind.SUPPORT_LOAD, "", facts))
+    for family, numbers in by_family.items():
+        if facts := _growth(numbers, settings):
+            found.append(Recommendation(customer_id, Kind.GROWTH, family, facts))
+    return found
+
+
+def _ratio(numerator: int, denominator: int) -> Fraction | None:
+    """The exact percentage; None when undefined (it never triggers a rule)."""
+    return Fraction(100 * numerator, denominator) if denominator else None
+
+
+def _low_adoption(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
+    facts = []
+    usage = _ratio(n.active, n.entitled)
+    if usage is not None and usage < Fraction(settings.low_usage_pct):
+        facts.append(
+            f"usage {pct(n.active, n.entitled)}% ({n.active} active of {n.entitled} users) "
+            f"is below {settings.low_usage_pct}%"
+        )
+    unused = n.sold - n.assigned
+    floor = max(Fraction(settings.unused_licenses_min), Fraction(settings.unused_licenses_pct) * n.sold / 100)
+    if n.sold and unused >= floor:
+        facts.append(
+            f"{unused} of {n.sold} licenses unused (at least {settings.unused_licenses_min} "
+            f"and {settings.unused_licenses_pct}% of those sold)"
+        )
+    return tuple(facts)
+
+
+def _support_load(howto: int, entitled: int, settings: InsightSettings) -> tuple[str, ...]:
+    if not entitled or howto < settings.howto_requests_min:
+        return ()
+    if Fraction(100 * howto, entitled) < Fraction(settings.howto_per_100_users):
+        return ()
+    rate = pct(howto, entitled)  # requests per 100 users, as a percentage is per 100
+    return (
+        f"{howto} how-to requests in the last {WINDOW_DAYS} days: {rate} per 100 entitled users "
+        f"(threshold {settings.howto_per_100_users} per 100 and at least {settings.howto_requests_min} requests)",
+    )
+
+
+def _growth(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
+    deployment, usage = _ratio(n.assigned, n.sold), _ratio(n.active, n.entitled)
+    if deployment is None or usage is None:
+        return ()
+    if deployment < Fraction(settings.growth_deployment_pct) or usage < Fraction(settings.growth_usage_pct):
+        return ()
+    return (
+        f"deployment {pct(n.assigned, n.sold)}% (threshold {settings.growth_deployment_pct}%) "
+        f"and usage {pct(n.active, n.entitled)}% (threshold {settings.growth_usage_pct}%)",
+    )
