@@ -156,6 +156,11 @@ class CustomerRowsViewSet(PartnerViewSet):
         return selectors.customer_get(partner=self.partner, customer_id=self.kwargs["customer_id"])
 
 
+def row_owner(view: PartnerViewSet) -> dict[str, Customer]:
+    """The `customer=` a selector takes for a view of one customer's rows; none for the portfolio."""
+    return {"customer": view.customer} if isinstance(view, CustomerRowsViewSet) else {}
+
+
 class OwnSubscriptionViewSet(mixins.ListModelMixin, CustomerRowsViewSet):
     """The customer's subscriptions sold by this partner (source `own`); other sources never appear."""
 

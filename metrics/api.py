@@ -14,13 +14,22 @@ from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from accounts.models import Partner
 from accounts.roles import Action
-from customers.api import CustomerRowsViewSet
-from customers.models import INSIGHT_FAMILIES, Workload
+from customers.api import CustomerRowsViewSet, row_owner
+from customers.models import INSIGHT_FAMILIES, EndUser, Workload
 from metrics import selectors
-from metrics.models import FamilySnapshot, PortfolioSnapshot, RecomputeRun, SkuSnapshot, WorkloadSnapshot
+from metrics.models import (
+    FamilySnapshot,
+    InactivityDays,
+    PortfolioSnapshot,
+    RecomputeRun,
+    SkuSnapshot,
+    WorkloadSnapshot,
+)
 from partnerinsights.api import PartnerViewSet
 
 
@@ -105,6 +114,32 @@ class RecomputeRunSerializer(serializers.ModelSerializer):
         ]
 
 
+class InactiveUserSerializer(serializers.Serializer):
+    """A licensed user with no activity on the workloads of their licenses for the chosen days."""
+
+    user_id = serializers.IntegerField(help_text="The end user's internal id.")
+    upn = serializers.CharField(help_text="User principal name.")
+    display_name = serializers.CharField(allow_blank=True)
+    customer_id = serializers.IntegerField(help_text="The customer's internal id.")
+    customer_name = serializers.CharField()
+    skus = serializers.ListField(child=serializers.CharField(), help_text="The SKUs the user is entitled to.")
+    last_activity = serializers.DateField(
+        allow_null=True, help_text="Last activity on a workload of those SKUs up to as_of; null: never."
+    )
+    monthly_cost = serializers.DecimalField(
+        max_digits=12, decimal_places=2, allow_null=True, help_text="Unit prices of the SKUs; null when none is set."
+    )
+
+
+class InactiveQuerySerializer(serializers.Serializer):
+    as_of = serializers.DateField(required=False, help_text="The date (YYYY-MM-DD). Default: the latest snapshot date.")
+    days = serializers.ChoiceField(
+        choices=InactivityDays.choices,
+        required=False,
+        help_text="Idle for this many days. Default: the partner's setting.",
+    )
+
+
 class DatesQuerySerializer(serializers.Serializer):
     """`?as_of=`, or `?from=&to=` (both included); neither: the latest snapshot date."""
 
@@ -156,9 +191,8 @@ class SnapshotViewSet(mixins.ListModelMixin, PartnerViewSet):
         span = selectors.snapshot_span(
             partner=partner, as_of=params.get("as_of"), first=params.get("from"), last=params.get("to")
         )
-        owner = {"customer": self.customer} if isinstance(self, CustomerRowsViewSet) else {}
         lookups = {lookup: params[field] for field, lookup in self.query_filters.items() if field in params}
-        return self.snapshot_list(partner=partner, span=span, **owner).filter(**lookups)
+        return self.snapshot_list(partner=partner, span=span, **row_owner(self)).filter(**lookups)
 
 
 class SkuMetricsViewSet(SnapshotViewSet, CustomerRowsViewSet):
@@ -210,6 +244,32 @@ class PortfolioViewSet(SnapshotViewSet):
     ordering = ["as_of", "family"]
 
 
+class InactiveUserViewSet(PartnerViewSet):
+    """Inactive licensed users (SPEC §8): users entitled at `as_of` with no activity on any
+    workload of their licenses in the last `days` days, never-active users included; sorted by
+    customer name, then user principal name."""
+
+    model = EndUser
+    serializer_class = InactiveUserSerializer
+    query_serializer_class = InactiveQuerySerializer
+
+    def list(self, request: Request, **kwargs: Any) -> Response:
+        partner, params = self.partner, self.params
+        as_of = params.get("as_of") or selectors.latest_snapshot_date(partner=partner)
+        days = params.get("days") or selectors.insight_settings(partner=partner).inactivity_days
+        rows = (
+            []
+            if as_of is None
+            else selectors.inactive_user_list(partner=partner, as_of=as_of, days=days, **row_owner(self))
+        )
+        page = self.paginate_queryset(list(rows))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class CustomerInactiveUserViewSet(InactiveUserViewSet, CustomerRowsViewSet):
+    """One customer's inactive licensed users (SPEC §8)."""
+
+
 class RecomputeRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet):
     """The ledger of metric recomputations: one row per business date."""
 
@@ -231,6 +291,12 @@ urlpatterns = [
     path(f"{_CUSTOMER}/workload/", WorkloadMetricsViewSet.as_view({"get": "list"}), name="customer-metrics-workload"),
     path(f"{_CUSTOMER}/family/", FamilyMetricsViewSet.as_view({"get": "list"}), name="customer-metrics-family"),
     path("portfolio/", PortfolioViewSet.as_view({"get": "list"}), name="portfolio"),
+    path("inactive-users/", InactiveUserViewSet.as_view({"get": "list"}), name="inactive-user-list"),
+    path(
+        "customers/<int:customer_id>/inactive-users/",
+        CustomerInactiveUserViewSet.as_view({"get": "list"}),
+        name="customer-inactive-user-list",
+    ),
     path("recompute-runs/", RecomputeRunViewSet.as_view({"get": "list"}), name="recompute-run-list"),
     path("recompute-runs/<int:pk>/", RecomputeRunViewSet.as_view({"get": "retrieve"}), name="recompute-run-detail"),
 ]

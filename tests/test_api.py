@@ -52,7 +52,7 @@ def alpha(partner) -> dict:
         Activity.objects.create(partner=partner, user=user, workload=workload, activity_date=D)
     for day in (EARLIER, D):
         metrics_recompute(partner=partner, as_of=day, trigger="test")
-    return {"customer": customer, "empty": empty}
+    return {"customer": customer, "empty": empty, "users": users}
 
 
 @pytest.fixture
@@ -92,6 +92,8 @@ API_PATHS = [
     "/api/customers/1/metrics/workload/",
     "/api/customers/1/metrics/family/",
     "/api/portfolio/",
+    "/api/inactive-users/",
+    "/api/customers/1/inactive-users/",
     "/api/imports/",
     "/api/imports/1/",
     "/api/recompute-runs/",
@@ -339,11 +341,35 @@ def test_portfolio_is_the_partners_own_sums(api, alpha, bravo):
     assert (office["sold_licenses"], office["assigned_licenses"]) == (15, 2)  # never partner B's
 
 
+def test_inactive_licensed_users_of_the_portfolio_and_of_a_customer(api, alpha, bravo):
+    user = alpha["users"][1]  # entitled to E3, never active; the others are active or not entitled
+    expected = [
+        {
+            "user_id": user.pk,
+            "upn": user.upn,
+            "display_name": user.display_name,
+            "customer_id": alpha["customer"].pk,
+            "customer_name": "Alpha Customer",
+            "skus": ["ENTERPRISEPACK"],
+            "last_activity": None,
+            "monthly_cost": None,
+        }
+    ]
+    assert _results(api.get("/api/inactive-users/")) == expected
+    assert _results(api.get(f"/api/customers/{alpha['customer'].pk}/inactive-users/", {"days": 90})) == expected
+    assert _results(api.get(f"/api/customers/{alpha['empty'].pk}/inactive-users/")) == []
+    assert api.get("/api/inactive-users/", {"days": 45}).status_code == 400
+    response = api.get(f"/api/customers/{bravo['customer'].pk}/inactive-users/")
+    assert response.status_code == 404
+    assert MARKER not in response.content.decode()
+
+
 def test_metrics_before_any_snapshot_are_an_empty_list(partner, staff):
     customer = factories.CustomerFactory(partner=partner)
     client = token_client_for(staff[SA])
     assert _results(client.get(f"/api/customers/{customer.pk}/metrics/family/")) == []
     assert _results(client.get("/api/portfolio/")) == []
+    assert _results(client.get("/api/inactive-users/")) == []
 
 
 def test_runs(api, alpha, partner):

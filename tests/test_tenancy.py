@@ -51,6 +51,8 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "api:customer-metrics-workload": lambda b: {"customer_id": b["customer"].pk},
     "api:customer-metrics-family": lambda b: {"customer_id": b["customer"].pk},
     "api:portfolio": None,
+    "api:inactive-user-list": None,
+    "api:customer-inactive-user-list": lambda b: {"customer_id": b["customer"].pk},
     "api:import-list": None,
     "api:import-detail": lambda b: {"pk": b["run"].pk},
     "api:recompute-run-list": None,
@@ -146,6 +148,8 @@ API_LISTS = [
     "/api/portfolio/?from=2000-01-01&to=2100-12-31",
     "/api/imports/",
     "/api/recompute-runs/",
+    "/api/inactive-users/",
+    "/api/inactive-users/?days=180",
 ]
 
 
