@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -91,3 +93,10 @@ def _realistic(operation: schemathesis.APIOperation, existing_ids: dict) -> list
 def settings_override(settings):
     # Schemathesis' WSGI client sends `Host: localhost`.
     settings.ALLOWED_HOSTS = ["localhost", "testserver"]
+    # As Django's test client does: the test's transaction is open (autocommit off), which
+    # close_old_connections would take for a broken connection and close after each request.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
