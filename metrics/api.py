@@ -254,6 +254,8 @@ class InactiveUserViewSet(PartnerViewSet):
     query_serializer_class = InactiveQuerySerializer
 
     def list(self, request: Request, **kwargs: Any) -> Response:
+        # One raw SQL statement that takes the partner (and the customer looked up inside it),
+        # not a queryset: the base's get_queryset has nothing to filter here.
         partner, params = self.partner, self.params
         as_of = params.get("as_of") or selectors.latest_snapshot_date(partner=partner)
         days = params.get("days") or selectors.insight_settings(partner=partner).inactivity_days

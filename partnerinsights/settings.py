@@ -202,7 +202,6 @@ REST_FRAMEWORK = {
     # JSON only: no browsable API pages (their forms and inline scripts) to secure as well.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Partner Insights API",
