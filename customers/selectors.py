@@ -86,25 +86,29 @@ def customer_overview(
     customers = Customer.objects.filter(partner=partner)
     if search:
         customers = customers.filter(Q(name__icontains=search) | Q(domain__icontains=search))
-    customers = customers.annotate(
-        family_row=FilteredRelation(
-            "family_snapshots", condition=Q(family_snapshots__as_of=as_of, family_snapshots__family=family)
-        ),
-        sold=F("family_row__sold_licenses"),
-        own_sold=F("family_row__own_sold_licenses"),
-        assigned=F("family_row__assigned_licenses"),
-        entitled=F("family_row__entitled_users"),
-        active=F("family_row__active_users"),
-        name_key=Lower("name"),  # people read A to Z without case; the CSV sorts by code point
-    ).annotate(
-        # Unused as the pages show it (Licenses.unused_licenses): never below 0 when over-deployed,
-        # and NULL without data (PostgreSQL's GREATEST would turn NULL into 0).
-        unused=Case(
-            When(sold__gt=F("assigned"), then=F("sold") - F("assigned")),
-            When(sold__isnull=False, then=0),
-            output_field=IntegerField(),
-        ),
-    ).annotate(deployment=_percentage("assigned", "sold"), usage=_percentage("active", "entitled"))
+    customers = (
+        customers.annotate(
+            family_row=FilteredRelation(
+                "family_snapshots", condition=Q(family_snapshots__as_of=as_of, family_snapshots__family=family)
+            ),
+            sold=F("family_row__sold_licenses"),
+            own_sold=F("family_row__own_sold_licenses"),
+            assigned=F("family_row__assigned_licenses"),
+            entitled=F("family_row__entitled_users"),
+            active=F("family_row__active_users"),
+            name_key=Lower("name"),  # people read A to Z without case; the CSV sorts by code point
+        )
+        .annotate(
+            # Unused as the pages show it (Licenses.unused_licenses): never below 0 when over-deployed,
+            # and NULL without data (PostgreSQL's GREATEST would turn NULL into 0).
+            unused=Case(
+                When(sold__gt=F("assigned"), then=F("sold") - F("assigned")),
+                When(sold__isnull=False, then=0),
+                output_field=IntegerField(),
+            ),
+        )
+        .annotate(deployment=_percentage("assigned", "sold"), usage=_percentage("active", "entitled"))
+    )
     if usage_band:
         customers = customers.alias(active_x100=F("active") * 100).filter(_band_condition(usage_band))
     field = CUSTOMER_SORTS.get(sort.removeprefix("-"), "name")

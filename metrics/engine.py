@@ -142,6 +142,7 @@ SNAPSHOT_TABLES = (
     "metrics_workloadsnapshot",
     "metrics_skusnapshot",
 )
+ANALYZED_AFTER = {ACTIVE_WORKLOADS: "metric_active_workloads", USER_FACTS: "metric_user_facts"}
 STATEMENTS = (ACTIVE_WORKLOADS, USER_FACTS, SKU_GRAIN, FAMILY_GRAIN, WORKLOAD_GRAIN, PORTFOLIO_GRAIN)
 
 
@@ -156,5 +157,9 @@ def compute_date(*, partner_id: int, as_of: dt.date) -> None:
             cursor.execute(f"DELETE FROM {table} WHERE partner_id = %(p)s AND as_of = %(d)s", params)
         for statement in STATEMENTS:
             cursor.execute(statement, params)
+            if statement in ANALYZED_AFTER and connection.vendor == "postgresql":
+                # Autovacuum never analyzes temporary tables: without statistics the planner
+                # guesses a few rows and joins them by nested loops.
+                cursor.execute(f"ANALYZE {ANALYZED_AFTER[statement]}")
         for table in TEMP_TABLES:
             cursor.execute(f"DROP TABLE {table}")

@@ -20,7 +20,7 @@ from accounts.models import Partner, StaffUser
 from customers.importing import apply, checks, files, staging
 from customers.importing.issues import ImportIssue, ImportRejected, IssueList
 from customers.importing.sources import ImportSource
-from customers.models import ImportRun, Product, ProductWorkload
+from customers.models import Activity, ImportRun, Product, ProductWorkload
 from metrics import services as metrics_services
 from partnerinsights.db import partner_lock
 
@@ -133,7 +133,25 @@ def _apply(partner_id: int, rows: dict[str, int]) -> dict[str, dict[str, int]]:
             counts[spec.name] = apply.apply_upsert(upserts[spec.name], partner_id=partner_id, rows=rows[spec.name])
     if files.USERS.name in rows or files.SUBSCRIPTIONS.name in rows:
         apply.realign_assignments(partner_id=partner_id)
+    _refresh_statistics(counts, upserts)
     return counts
+
+
+# A large import can change a table's size many times over; the planner must know before the
+# recompute that follows it (stale statistics turned a 0.5 s statement into minutes).
+ANALYZE_ABOVE_ROWS = 10_000
+
+
+def _refresh_statistics(counts: dict[str, dict[str, int]], upserts: dict[str, apply.Upsert]) -> None:
+    """ANALYZE (PostgreSQL) the live tables an import grew by many rows; it runs in the
+    import's transaction, so the new statistics appear with the data."""
+    if connection.vendor != "postgresql":
+        return
+    tables = {files.ACTIVITY.name: Activity._meta.db_table} | {name: u.table for name, u in upserts.items()}
+    with connection.cursor() as cursor:
+        for name, counted in counts.items():
+            if counted.get("created", 0) >= ANALYZE_ABOVE_ROWS and name in tables:
+                cursor.execute(f"ANALYZE {tables[name]}")
 
 
 def _apply_products(partner_id: int, rows: int) -> dict[str, int]:

@@ -1,0 +1,241 @@
+"""What the benchmark measures (bench/run.py is the command). Runs inside a set-up Django."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from django.apps import apps
+from django.db import connection, reset_queries, transaction
+from django.db.models import Q, Sum
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django_scopes import scope, scopes_disabled
+
+from accounts.models import Partner, StaffUser
+from accounts.roles import Role
+from accounts.services import partner_create, staff_create
+from bench.run import AS_OF, SLUG, TODAY, Figure, Scale, machine_facts, median_time, peak_rss_mib, temp_folder
+from customers.demo import DemoConfig, write_demo_files
+from customers.importing.service import data_import
+from customers.importing.sources import source_from_path
+from customers.models import (
+    Activity,
+    Customer,
+    ImportRun,
+    LicenseAssignment,
+    Product,
+    ProductWorkload,
+    Subscription,
+)
+from metrics import engine
+from metrics.services import date_range, metrics_recompute, metrics_recompute_dates
+
+NAIVE_SAMPLE = 10  # customers the naive loop really runs on; the rest is extrapolated
+
+# The floor: the SKU grain of one date in one hand-written statement, straight from the base
+# tables (what any implementation must at least do: reduce the window's activity to users).
+FLOOR_SKU_GRAIN = f"""
+    INSERT INTO bench_floor (customer_id, product_id, sold, own_sold, assigned, entitled, active)
+    WITH active_pairs AS (
+        SELECT DISTINCT act.user_id, act.workload FROM customers_activity act
+        WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s
+    ),
+    active_users AS (
+        SELECT DISTINCT a.user_id, s.product_id
+        FROM customers_licenseassignment a
+        JOIN customers_subscription s ON s.id = a.subscription_id
+        JOIN customers_productworkload pw ON pw.product_id = s.product_id
+        JOIN active_pairs ap ON ap.user_id = a.user_id AND ap.workload = pw.workload
+        WHERE a.partner_id = %(p)s AND a.assigned_on <= %(d)s AND (a.removed_on IS NULL OR a.removed_on > %(w)s)
+    ),
+    holders AS (
+        SELECT s.customer_id, s.product_id, a.user_id,
+               SUM(CASE WHEN a.state IN ('active', 'suspended') AND {engine.CURRENT} AND {engine.COUNTED}
+                        THEN 1 ELSE 0 END) AS assigned,
+               MAX(CASE WHEN a.state = 'active' AND {engine.CURRENT} AND {engine.COUNTED} THEN 1 ELSE 0 END) AS entitled
+        FROM customers_licenseassignment a
+        JOIN customers_subscription s ON s.id = a.subscription_id
+        JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {engine.INSIGHT_FAMILIES}
+        WHERE a.partner_id = %(p)s AND a.assigned_on <= %(d)s
+        GROUP BY s.customer_id, s.product_id, a.user_id
+    ),
+    sold AS (
+        SELECT s.customer_id, s.product_id, SUM(s.quantity) AS sold,
+               SUM(CASE WHEN s.source = 'own' THEN s.quantity ELSE 0 END) AS own_sold
+        FROM customers_subscription s WHERE s.partner_id = %(p)s AND {engine.COUNTED}
+        GROUP BY s.customer_id, s.product_id
+    )
+    SELECT h.customer_id, h.product_id, MAX(COALESCE(sd.sold, 0)), MAX(COALESCE(sd.own_sold, 0)),
+           SUM(h.assigned), SUM(h.entitled), COUNT(au.user_id)
+    FROM holders h
+    LEFT JOIN active_users au ON au.user_id = h.user_id AND au.product_id = h.product_id
+    LEFT JOIN sold sd ON sd.customer_id = h.customer_id AND sd.product_id = h.product_id
+    GROUP BY h.customer_id, h.product_id"""
+
+
+def run_benchmark(*, scale: Scale, runs: int, seed: int, reuse: bool) -> tuple[list[Figure], dict[str, object]]:
+    """Every figure of the benchmark at `scale`, the floor first, ratios to it filled in."""
+    figures: list[Figure] = []
+    with scopes_disabled():
+        partner = _dataset(scale, seed, reuse, figures)
+    facts = machine_facts() | {"scale": f"{scale.name}: {scale.customers:,} customers, {scale.users:,} users"}
+    with scope(partner=partner):
+        facts |= _row_counts(partner)
+        floor = median_time(lambda: _floor(partner), runs)
+        figures.insert(0, Figure("floor: SKU grain, one INSERT … SELECT", floor, "s", "hand-written, same data"))
+        recompute = median_time(lambda: metrics_recompute(partner=partner, as_of=AS_OF, trigger="bench"), runs)
+        figures.append(Figure("recompute one date, every grain", recompute, "s", floor_ratio=recompute / floor))
+        naive = _naive_loop(partner) * facts["customers"] / NAIVE_SAMPLE
+        note = f"extrapolated from {NAIVE_SAMPLE} customers"
+        figures.append(Figure("naive per-customer ORM loop, SKU grain", naive, "s", note, naive / floor))
+        figures += _backfill(partner, recompute)
+        figures += _pages(partner, runs)
+    return figures, facts
+
+
+def _dataset(scale: Scale, seed: int, reuse: bool, figures: list[Figure]) -> Partner:
+    """The bench partner with the scale's data, generated and imported through the product."""
+    partner = Partner.objects.filter(slug=SLUG).first()
+    if reuse and partner is not None and Customer.objects.filter(partner=partner).count() == scale.customers:
+        return partner
+    _empty_database()
+    partner = partner_create(slug=SLUG, name=f"Bench {scale.name}")
+    staff_create(partner=partner, email="bench@bench.example", role=Role.SALES_AGENT, password=None)
+    config = DemoConfig(scale.customers, scale.users, scale.days, seed, TODAY)
+    with temp_folder() as folder:
+        started = time.perf_counter()
+        counts = write_demo_files(Path(folder), config)
+        figures.append(Figure("generate the files", time.perf_counter() - started, "s", "product generator"))
+        started = time.perf_counter()
+        with scope(partner=partner):
+            run = data_import(partner=partner, source=source_from_path(Path(folder)), origin=ImportRun.Origin.COMMAND)
+        seconds = time.perf_counter() - started
+    if run.status != ImportRun.Status.SUCCEEDED:
+        raise SystemExit(f"The bench import failed: {run.errors[:5]}")
+    rows = sum(counts.values())
+    figures.append(Figure("import every file (all or nothing)", seconds, "s", f"{rows:,} rows"))
+    figures.append(Figure("import rate, all rows", rows / seconds, "rows/s", "COPY into staging, checks, upsert"))
+    return partner
+
+
+def _empty_database() -> None:
+    """Removes every partner's data (TRUNCATE on PostgreSQL: deleting tens of millions of rows
+    one by one would take longer than the benchmark); the shipped SKU catalog stays. The command
+    (bench/run.py) runs only on a database named *bench*."""
+    tenant_tables = [
+        model._meta.db_table
+        for model in apps.get_models()
+        if any(field.name == "partner" for field in model._meta.fields) and model not in (Product, StaffUser)
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {', '.join(tenant_tables)}")
+        else:
+            cursor.execute("PRAGMA foreign_keys = OFF")
+            for table in tenant_tables:
+                cursor.execute(f"DELETE FROM {table}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+    Product.objects.filter(partner__isnull=False).delete()
+    StaffUser.objects.filter(partner__isnull=False).delete()
+    Partner.objects.all().delete()
+
+
+def _row_counts(partner: Partner) -> dict[str, int]:
+    return {
+        "customers": Customer.objects.filter(partner=partner).count(),
+        "users": _count("customers_enduser", partner),
+        "assignments": _count("customers_licenseassignment", partner),
+        "activity rows": _count("customers_activity", partner),
+    }
+
+
+def _count(table: str, partner: Partner) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE partner_id = %s", [partner.pk])
+        return cursor.fetchone()[0]
+
+
+def _floor(partner: Partner) -> None:
+    params = {"p": partner.pk, "d": AS_OF, "w": AS_OF - dt.timedelta(days=engine.WINDOW_DAYS - 1)}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_floor")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE bench_floor (customer_id bigint, product_id bigint, sold bigint, "
+            "own_sold bigint, assigned bigint, entitled bigint, active bigint)"
+        )
+        cursor.execute(FLOOR_SKU_GRAIN, params)
+        cursor.execute("DROP TABLE bench_floor")
+
+
+def _naive_loop(partner: Partner) -> float:
+    """The SKU grain as a per-customer, per-SKU ORM loop, on NAIVE_SAMPLE customers (seconds)."""
+    window = AS_OF - dt.timedelta(days=engine.WINDOW_DAYS - 1)
+    current = Q(assigned_on__lte=AS_OF) & (Q(removed_on__isnull=True) | Q(removed_on__gt=AS_OF))
+    started = time.perf_counter()
+    for customer in Customer.objects.filter(partner=partner).order_by("pk")[:NAIVE_SAMPLE]:
+        subscriptions = Subscription.objects.filter(customer=customer)
+        for product_id in set(subscriptions.values_list("product_id", flat=True)):
+            of_sku = subscriptions.filter(product_id=product_id)
+            counted = of_sku.filter(status="active", is_trial=False).filter(
+                (Q(start_date__isnull=True) | Q(start_date__lte=AS_OF))
+                & (Q(end_date__isnull=True) | Q(end_date__gte=AS_OF))
+            )
+            counted.aggregate(Sum("quantity"))
+            held = LicenseAssignment.objects.filter(subscription__in=counted).filter(current)
+            held.filter(state__in=["active", "suspended"]).count()
+            held.filter(state="active").values("user").distinct().count()
+            workloads = ProductWorkload.objects.filter(product_id=product_id).values("workload")
+            recent = Activity.objects.filter(activity_date__range=(window, AS_OF), workload__in=workloads)
+            LicenseAssignment.objects.filter(
+                subscription__in=of_sku, assigned_on__lte=AS_OF, user__in=recent.values("user")
+            ).exclude(removed_on__lte=window).values("user").distinct().count()
+    return time.perf_counter() - started
+
+
+def _backfill(partner: Partner, one_date: float) -> list[Figure]:
+    dates = date_range(AS_OF - dt.timedelta(days=27), AS_OF)
+    rss_before = peak_rss_mib()
+    started = time.perf_counter()
+    metrics_recompute_dates(partner=partner, dates=dates, trigger="bench")
+    seconds = time.perf_counter() - started
+    return [
+        Figure("28-day backfill", seconds, "s", f"{seconds / one_date:.1f}× one date (target ≤ 28×)"),
+        Figure("backfill: peak RSS growth", peak_rss_mib() - rss_before, "MiB", "process, during the backfill"),
+    ]
+
+
+def _pages(partner: Partner, runs: int) -> list[Figure]:
+    client = Client(SERVER_NAME="localhost")  # an allowed host of the debug settings
+    client.force_login(StaffUser.objects.get(partner=partner))
+    largest = _largest_customer(partner)
+    pages = {
+        "page: customer list": "/customers/",
+        f"page: insights of the largest customer ({largest[1]:,} users)": f"/customers/{largest[0]}/insights/",
+    }
+    return [_page(client, name, url, runs) for name, url in pages.items()]
+
+
+def _largest_customer(partner: Partner) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT customer_id, COUNT(*) FROM customers_enduser WHERE partner_id = %s "
+            "GROUP BY customer_id ORDER BY COUNT(*) DESC, customer_id LIMIT 1",
+            [partner.pk],
+        )
+        return cursor.fetchone()
+
+
+def _page(client: Client, name: str, url: str, runs: int) -> Figure:
+    def get() -> None:
+        response = client.get(url)
+        if response.status_code != 200:
+            raise SystemExit(f"{url} answered {response.status_code}")
+
+    get()  # warm: templates compiled, caches filled
+    reset_queries()  # with DEBUG on the log is a deque of 9,000 that the import filled up
+    with CaptureQueriesContext(connection) as queries:
+        get()
+    count = len(queries)  # now: the context reads the log lazily, and later requests reset it
+    return Figure(name, median_time(get, runs) * 1000, "ms", "server time, Django test client", queries=count)
