@@ -32,3 +32,7 @@ class MemberForm(forms.Form):
     def __init__(self, *args: object, actor: StaffUser, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = _role_choices(actor)
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. “Power BI refresh”.")

@@ -79,3 +79,30 @@ class StaffUser(AbstractBaseUser, PermissionsMixin):
     @property
     def display_name(self) -> str:
         return self.full_name or self.email
+
+
+class ApiToken(models.Model):
+    """A staff user's personal API token. Only the sha256 of the secret is stored; the secret is
+    shown once, at creation. The token acts with its user's current partner, role and status.
+
+    Deliberately unscoped like the user model: authentication finds the token before any partner
+    is known. Pages reach tokens through accounts.selectors, which require the user.
+    """
+
+    user = models.ForeignKey(StaffUser, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The token's first characters, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -4,7 +4,7 @@ staff read goes through these selectors, which require the partner."""
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from accounts.models import Partner, StaffUser
+from accounts.models import ApiToken, Partner, StaffUser
 
 
 def staff_list(*, partner: Partner) -> QuerySet[StaffUser]:
@@ -13,3 +13,13 @@ def staff_list(*, partner: Partner) -> QuerySet[StaffUser]:
 
 def staff_get(*, partner: Partner, staff_id: int) -> StaffUser:
     return get_object_or_404(staff_list(partner=partner), pk=staff_id)
+
+
+def api_token_list(*, user: StaffUser) -> QuerySet[ApiToken]:
+    """A user's own tokens, live and revoked, newest first."""
+    return ApiToken.objects.filter(user=user)
+
+
+def api_token_get(*, user: StaffUser, token_id: int) -> ApiToken:
+    """One of the user's own tokens; anybody else's id is a 404."""
+    return get_object_or_404(api_token_list(user=user), pk=token_id)

@@ -1,10 +1,11 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 
 from accounts import selectors, services
-from accounts.forms import InviteForm, MemberForm
+from accounts.forms import ApiTokenForm, InviteForm, MemberForm
 from accounts.roles import Action, Role, can_grant, can_manage_member, require_action
 
 
@@ -42,6 +43,31 @@ def staff_edit(request: HttpRequest, staff_id: int) -> HttpResponse:
         messages.success(request, f"{member.email} updated.")
         return redirect("staff:list")
     return render(request, "accounts/staff_edit.html", {"form": form, "member": member})
+
+
+@require_action(Action.VIEW_INSIGHTS)  # every partner member has their own tokens
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST or None)
+    created = secret = None
+    if request.method == "POST" and form.is_valid():
+        created, secret = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
+        form = ApiTokenForm()
+    tokens = selectors.api_token_list(user=request.user)
+    context = {"form": form, "tokens": tokens, "created": created, "secret": secret}
+    response = render(request, "accounts/token_list.html", context)
+    add_never_cache_headers(response)  # the one page that ever shows the secret
+    return response
+
+
+@require_action(Action.VIEW_INSIGHTS)
+def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    # The user's own tokens first (anybody else's id is a 404), then the method.
+    token = selectors.api_token_get(user=request.user, token_id=token_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    services.api_token_revoke(token=token)
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("api_tokens")
 
 
 def _posted_role(request: HttpRequest) -> str | None:

@@ -9,7 +9,7 @@ from accounts.roles import Action, can, require_action
 from customers import selectors
 from customers.forms import ImportForm
 from customers.importing.service import data_import
-from customers.importing.sources import source_from_uploads
+from customers.importing.sources import declared_upload_size, source_from_uploads
 from customers.models import ImportRun
 
 HISTORY_LENGTH = 50
@@ -46,10 +46,7 @@ def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 def _upload_too_large(request: HttpRequest) -> str:
     """Refuses by the declared size before Django reads the body (it does not cap uploads)."""
-    try:
-        size = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        size = 0
+    size = declared_upload_size(request.META)
     if request.method != "POST" or size <= settings.IMPORT_MAX_UPLOAD_BYTES:
         return ""
     limit = filesizeformat(settings.IMPORT_MAX_UPLOAD_BYTES)

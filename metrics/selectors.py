@@ -6,14 +6,24 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from accounts.models import Partner
 from customers.models import Customer
 from metrics import engine
-from metrics.models import InsightSettings, RecomputeRun, SkuSetting
+from metrics.models import (
+    Counts,
+    FamilySnapshot,
+    InsightSettings,
+    PortfolioSnapshot,
+    RecomputeRun,
+    SkuSetting,
+    SkuSnapshot,
+    WorkloadSnapshot,
+)
 
 
 def snapshot_dates(*, partner: Partner) -> list[dt.date]:
@@ -163,3 +173,45 @@ def as_of_choice(*, partner: Partner, requested: str | None) -> AsOf:
     if wanted in dates:
         return AsOf(wanted, dates, None)
     return AsOf(dates[0] if dates else None, dates, wanted)
+
+
+def snapshot_span(
+    *, partner: Partner, as_of: dt.date | None = None, first: dt.date | None = None, last: dt.date | None = None
+) -> tuple[dt.date, dt.date] | None:
+    """The dates to read, both included: one date, a range, or by default the partner's latest
+    snapshot date; None when the partner has no snapshot yet."""
+    if first is not None and last is not None:
+        return first, last
+    day = as_of or latest_snapshot_date(partner=partner)
+    return (day, day) if day else None
+
+
+def _snapshots(model: type[Counts], partner: Partner, span: tuple[dt.date, dt.date] | None, **filters: Any) -> QuerySet:
+    if span is None:
+        return model.objects.none()
+    return model.objects.filter(partner=partner, as_of__range=span, **filters)
+
+
+def sku_snapshot_list(
+    *, partner: Partner, customer: Customer, span: tuple[dt.date, dt.date] | None
+) -> QuerySet[SkuSnapshot]:
+    """A customer's SKU-grain snapshots in `span`, with the product's sku, name and family."""
+    return _snapshots(SkuSnapshot, partner, span, customer=customer).annotate(
+        sku=F("product__sku"), sku_name=F("product__name"), product_family=F("product__family")
+    )
+
+
+def workload_snapshot_list(
+    *, partner: Partner, customer: Customer, span: tuple[dt.date, dt.date] | None
+) -> QuerySet[WorkloadSnapshot]:
+    return _snapshots(WorkloadSnapshot, partner, span, customer=customer)
+
+
+def family_snapshot_list(
+    *, partner: Partner, customer: Customer, span: tuple[dt.date, dt.date] | None
+) -> QuerySet[FamilySnapshot]:
+    return _snapshots(FamilySnapshot, partner, span, customer=customer)
+
+
+def portfolio_snapshot_list(*, partner: Partner, span: tuple[dt.date, dt.date] | None) -> QuerySet[PortfolioSnapshot]:
+    return _snapshots(PortfolioSnapshot, partner, span)

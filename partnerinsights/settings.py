@@ -229,17 +229,38 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The REST API (/api/): tokens first, so an anonymous request is a 401 with
+# `WWW-Authenticate: Bearer`; the browser's session works too (with CSRF on unsafe methods).
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "partnerinsights.api.PartnerAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: no browsable API pages (their forms and inline scripts) to secure as well.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Partner Insights API",
-    "DESCRIPTION": "License deployment and usage metrics of a partner's customers.",
+    "DESCRIPTION": (
+        "License deployment and usage metrics of a partner's customers (read-only), and the .zip import.\n\n"
+        "Authenticate with a personal token (the **API tokens** page): `Authorization: Bearer <token>`. "
+        "A token acts as its user: their partner and their role. Everything is of that partner only; "
+        'another partner\'s ids answer 404. Percentages are strings with one decimal ("87.5"), '
+        "null when undefined. Lists are paginated (`?page=`, `?page_size=` up to 500)."
+    ),
     "VERSION": "1.0.0",
+    # Under /api/ nothing answers an anonymous request (SPEC §4), the schema included.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components, so an upload is `format: binary`, not a URL.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "customers.models.ImportRun.Status",  # recompute runs have the same values
+        "SubscriptionStatusEnum": "customers.models.SubscriptionStatus",
+    },
 }
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

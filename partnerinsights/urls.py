@@ -4,7 +4,16 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts import views as account_views
+from customers import api as customers_api
+from metrics import api as metrics_api
 from metrics import views as metrics_views
+
+api_urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    *customers_api.urlpatterns,
+    *metrics_api.urlpatterns,
+]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
@@ -17,11 +26,15 @@ urlpatterns = [
         auth_views.PasswordResetConfirmView.as_view(success_url="/accounts/login/"),
         name="password_reset_confirm",
     ),
+    path("accounts/tokens/", account_views.api_tokens, name="api_tokens"),
+    path("accounts/tokens/<int:token_id>/revoke/", account_views.api_token_revoke, name="api_token_revoke"),
     path("staff/", include("accounts.urls")),
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.import_urls")),
     path("status/", include("metrics.urls")),
     path("settings/", metrics_views.settings_edit, name="settings"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/", include((api_urlpatterns, "api"))),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "partnerinsights.api.not_found"

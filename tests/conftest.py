@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.management.base import BaseCommand
 from django.test import Client
 from django_scopes import scope, scopes_disabled
 
+from accounts import services as account_services
 from accounts.models import Partner, StaffUser
 from accounts.roles import Role
+from customers.models import Activity, ImportRun
+from metrics.models import SkuSetting
+from metrics.services import metrics_recompute, yesterday
 from partnerinsights.celery import app as celery_app
 from tests import factories
 
 PASSWORD = "correct-horse-battery-staple"
+MARKER = "ZZ-B-"  # in every text of partner B's data: no response to partner A may contain it
+SNAPSHOT_DATE = yesterday()  # the date partner B's (and the API tests' partner A's) snapshots are of
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +86,12 @@ def log_in(client: Client, email: str, password: str) -> bool:
     return response.status_code == 302 and "_auth_user_id" in client.session
 
 
+def token_client_for(user: StaffUser) -> Client:
+    """A client without a session that sends a fresh API token of `user`."""
+    _, secret = account_services.api_token_create(user=user, name="test")
+    return Client(headers={"Authorization": f"Bearer {secret}"})
+
+
 @pytest.fixture
 def staff(partner) -> dict[Role, StaffUser]:
     """One staff user of `partner` per role."""
@@ -87,3 +101,28 @@ def staff(partner) -> dict[Role, StaffUser]:
 @pytest.fixture
 def admin_client(staff) -> Client:
     return client_for(staff[Role.GLOBAL_ADMIN])
+
+
+@pytest.fixture
+def bravo(other_partner) -> dict:
+    """Partner B's data, carrying the marker and the same external ids as partner A's, with
+    published metric snapshots, settings, an import run, a staff member and an API token."""
+    customer = factories.CustomerFactory(partner=other_partner, external_id="C1", name=f"{MARKER}Customer")
+    subscription = factories.SubscriptionFactory(
+        customer=customer, external_id="S1", quantity=50, end_date=SNAPSHOT_DATE + dt.timedelta(days=10)
+    )
+    user = factories.EndUserFactory(
+        customer=customer, external_id="U1", upn=f"{MARKER}u1@c1.example", display_name=f"{MARKER}User"
+    )
+    idle = factories.EndUserFactory(customer=customer, upn=f"{MARKER}idle@c1.example", display_name=f"{MARKER}Idle")
+    factories.AssignmentFactory(user=user, subscription=subscription)
+    factories.AssignmentFactory(user=idle, subscription=subscription)  # an inactive licensed user
+    Activity.objects.create(partner=other_partner, user=user, workload="exchange", activity_date=SNAPSHOT_DATE)
+    SkuSetting.objects.create(partner=other_partner, sku="ENTERPRISEPACK", monthly_price=99, excluded=False)
+    recompute = metrics_recompute(partner=other_partner, as_of=SNAPSHOT_DATE, trigger="test")
+    run = ImportRun.objects.create(
+        partner=other_partner, origin=ImportRun.Origin.COMMAND, source_name=f"{MARKER}import", status="succeeded"
+    )
+    staff = staff_for(other_partner, Role.SALES_AGENT)
+    token, _ = account_services.api_token_create(user=staff, name=f"{MARKER}token")
+    return {"customer": customer, "run": run, "staff": staff, "recompute": recompute, "token": token}

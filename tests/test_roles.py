@@ -3,11 +3,15 @@ and change nothing; anonymous page requests go to the login page."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from accounts.models import ApiToken
 from accounts.roles import Role
 from customers.models import Customer, ImportRun
 from metrics.models import InsightSettings, RecomputeRun, SkuSetting
@@ -32,6 +36,12 @@ MATRIX: dict[str, set[Role]] = {
     "invite_staff": {GA, UA},
     "change_staff_role": {GA, UA},
     "deactivate_staff": {GA, UA},
+    "api_view_customers": {GA, UA, AA, SA},
+    "api_view_metrics": {GA, UA, AA, SA},
+    "api_list_imports": {GA, AA},
+    "api_import_data": {GA, AA},
+    "api_list_recompute_runs": {GA, AA},
+    "manage_own_api_tokens": {GA, UA, AA, SA},
 }
 
 
@@ -54,6 +64,7 @@ def _state() -> tuple:
         len(mail.outbox),
         list(InsightSettings.objects.values_list("low_usage_pct", flat=True)),
         list(SkuSetting.objects.values_list("sku", "monthly_price", "excluded")),
+        ApiToken.objects.count(),
     )
 
 
@@ -86,6 +97,26 @@ def _act(action: str, client, world: dict):
         return client.post(f"/staff/{target.pk}/", {"role": "admin_agent", "is_active": "on"})
     if action == "deactivate_staff":
         return client.post(f"/staff/{target.pk}/", {"role": target.role, "is_active": ""})
+    return _act_api(action, client, customer)
+
+
+def _act_api(action: str, client, customer):
+    if action == "api_view_customers":
+        return client.get("/api/customers/")
+    if action == "api_view_metrics":
+        return client.get(f"/api/customers/{customer.pk}/metrics/family/")
+    if action == "api_list_imports":
+        return client.get("/api/imports/")
+    if action == "api_import_data":
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as files:
+            files.writestr("customers.csv", "customer_id,name\nNEW-1,New customer\n")
+        archive.seek(0)
+        return client.post("/api/imports/", {"file": SimpleUploadedFile("import.zip", archive.read())})
+    if action == "api_list_recompute_runs":
+        return client.get("/api/recompute-runs/")
+    if action == "manage_own_api_tokens":
+        return client.post("/accounts/tokens/", {"name": "mine"})
     raise AssertionError(action)
 
 
@@ -105,8 +136,9 @@ def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = _act(action, client, world)
     if role in MATRIX[action]:
-        assert response.status_code in {200, 302}, response.content[:500]
-        if action.startswith(("import", "invite", "change", "deactivate", "trigger", "edit")):
+        assert response.status_code in {200, 201, 302}, response.content[:500]
+        changes = ("import", "api_import", "invite", "change", "deactivate", "trigger", "edit", "manage_own")
+        if action.startswith(changes):
             assert _state() != before  # the allowed action did something
     else:
         assert response.status_code == 403

@@ -11,18 +11,17 @@ from collections.abc import Callable
 
 import pytest
 from django.db import IntegrityError, connection, transaction
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django_scopes import ScopeError, scope
 
+from accounts.models import ApiToken
 from accounts.roles import Role
-from customers.models import Customer, ImportRun
-from metrics.models import SkuSetting
-from metrics.services import metrics_recompute, yesterday
+from customers.models import Customer
+from metrics.services import metrics_recompute
 from tests import factories
-from tests.conftest import client_for, staff_for
-
-MARKER = "ZZ-B-"
-YESTERDAY = yesterday()
+from tests.conftest import MARKER, client_for, token_client_for
+from tests.conftest import SNAPSHOT_DATE as YESTERDAY
 
 # Route name -> how to make partner B's object for each id in its path (None: no ids).
 ObjectMaker = Callable[[dict], dict[str, int]]
@@ -42,7 +41,22 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "password_change": None,
     "password_change_done": None,
     "password_reset_confirm": None,  # a signed token, not a tenant object
-    "api-schema": None,
+    "api_tokens": None,
+    "api_token_revoke": lambda b: {"token_id": b["token"].pk},
+    "api:schema": None,
+    "api:customer-list": None,
+    "api:customer-detail": lambda b: {"pk": b["customer"].pk},
+    "api:customer-subscription-list": lambda b: {"customer_id": b["customer"].pk},
+    "api:customer-metrics-sku": lambda b: {"customer_id": b["customer"].pk},
+    "api:customer-metrics-workload": lambda b: {"customer_id": b["customer"].pk},
+    "api:customer-metrics-family": lambda b: {"customer_id": b["customer"].pk},
+    "api:portfolio": None,
+    "api:inactive-user-list": None,
+    "api:customer-inactive-user-list": lambda b: {"customer_id": b["customer"].pk},
+    "api:import-list": None,
+    "api:import-detail": lambda b: {"pk": b["run"].pk},
+    "api:recompute-run-list": None,
+    "api:recompute-run-detail": lambda b: {"pk": b["recompute"].pk},
     "settings": None,
 }
 # Django's admin is for platform operators only and lives outside the tenant scope.
@@ -67,26 +81,6 @@ def test_every_route_is_covered():
 
 
 @pytest.fixture
-def bravo(other_partner) -> dict:
-    """Partner B's data, carrying the marker and the same external ids as partner A's."""
-    customer = factories.CustomerFactory(partner=other_partner, external_id="C1", name=f"{MARKER}Customer")
-    subscription = factories.SubscriptionFactory(
-        customer=customer, external_id="S1", quantity=50, end_date=YESTERDAY + dt.timedelta(days=10)
-    )
-    user = factories.EndUserFactory(
-        customer=customer, external_id="U1", upn=f"{MARKER}u1@c1.example", display_name=f"{MARKER}User"
-    )
-    factories.AssignmentFactory(user=user, subscription=subscription)
-    SkuSetting.objects.create(partner=other_partner, sku="ENTERPRISEPACK", monthly_price=99, excluded=False)
-    metrics_recompute(partner=other_partner, as_of=YESTERDAY, trigger="test")
-    run = ImportRun.objects.create(
-        partner=other_partner, origin=ImportRun.Origin.COMMAND, source_name=f"{MARKER}import", status="succeeded"
-    )
-    staff = staff_for(other_partner, Role.SALES_AGENT)
-    return {"customer": customer, "run": run, "staff": staff}
-
-
-@pytest.fixture
 def alpha_admin(partner, staff):
     customer = factories.CustomerFactory(partner=partner, external_id="C1", name="Alpha Customer")
     subscription = factories.SubscriptionFactory(customer=customer, external_id="S1")
@@ -97,38 +91,77 @@ def alpha_admin(partner, staff):
     return client_for(staff[Role.GLOBAL_ADMIN])
 
 
-@pytest.mark.parametrize("name", sorted(name for name, maker in ROUTES.items() if maker))
+@pytest.fixture
+def alpha_client(request, alpha_admin, staff) -> Client:
+    """Partner A's Global admin, signed in (`auth` "session") or with an API token ("token")."""
+    return (
+        alpha_admin if request.node.callspec.params["auth"] == "session" else token_client_for(staff[Role.GLOBAL_ADMIN])
+    )
+
+
+def _with_auth(targets: list[str], is_api: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """Each target signed in; API targets with a token as well (tokens do not sign in to pages)."""
+    return [
+        (target, auth) for target in targets for auth in ("session", "token") if auth == "session" or is_api(target)
+    ]
+
+
+def _expected_status(url: str, method: str) -> int:
+    """404; but a method the API route does not map is refused first (405), before any lookup."""
+    actions = getattr(resolve(url).func, "actions", None)  # DRF viewsets: method -> action
+    return 405 if actions is not None and method not in actions else 404
+
+
+ROUTES_WITH_IDS = sorted(name for name, maker in ROUTES.items() if maker)
+
+
+@pytest.mark.parametrize(("name", "auth"), _with_auth(ROUTES_WITH_IDS, lambda name: name.startswith("api:")))
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_other_partners_objects_are_404(alpha_admin, bravo, name, method):
+def test_other_partners_objects_are_404(alpha_client, bravo, name, auth, method):
     url = reverse(name, kwargs=ROUTES[name](bravo))
-    response = getattr(alpha_admin, method)(url, {"role": "sales_agent", "is_active": ""})
-    assert response.status_code == 404
+    response = getattr(alpha_client, method)(url, {"role": "sales_agent", "is_active": ""})
+    assert response.status_code == _expected_status(url, method)
     assert MARKER not in response.content.decode()
     bravo["staff"].refresh_from_db()
     assert bravo["staff"].is_active  # the POST changed nothing
+    assert ApiToken.objects.get(pk=bravo["token"].pk).revoked_at is None
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/customers/",
-        "/customers/?q=ZZ",
-        "/customers/?q=C1",
-        "/customers/?kind=low_adoption",
-        "/customers/?usage=0-20&sort=-sold",
-        "/imports/",
-        "/staff/",
-        "/status/",
-        "/settings/",
-        "insights",
-    ],
-)
-def test_lists_never_show_other_partners_rows(alpha_admin, bravo, partner, path):
+PAGE_LISTS = [
+    "/customers/",
+    "/customers/?q=ZZ",
+    "/customers/?q=C1",
+    "/customers/?kind=low_adoption",
+    "/customers/?usage=0-20&sort=-sold",
+    "/imports/",
+    "/staff/",
+    "/status/",
+    "/settings/",
+    "insights",
+    "/accounts/tokens/",
+]
+API_LISTS = [
+    "/api/customers/",
+    "/api/customers/?search=ZZ",
+    "/api/customers/?search=C1",
+    "/api/portfolio/",
+    "/api/portfolio/?from=2000-01-01&to=2100-12-31",
+    "/api/imports/",
+    "/api/recompute-runs/",
+    "/api/inactive-users/",
+    "/api/inactive-users/?days=180",
+]
+
+
+@pytest.mark.parametrize(("path", "auth"), _with_auth(PAGE_LISTS + API_LISTS, lambda path: path.startswith("/api/")))
+def test_lists_never_show_other_partners_rows(alpha_client, bravo, partner, path, auth):
     if path == "insights":  # partner A's own customer, whose external id B uses too
         path = f"/customers/{Customer.objects.get(partner=partner).pk}/insights/?inactive_days=30"
-    response = alpha_admin.get(path)
+    response = alpha_client.get(path)
     assert response.status_code == 200
     assert MARKER not in response.content.decode()
+    if path.startswith("/api/") and "search=ZZ" in path:
+        assert response.json()["count"] == 0
 
 
 def test_customer_list_counts_only_own_customers(alpha_admin, bravo):

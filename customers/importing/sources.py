@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -99,12 +99,33 @@ def source_from_uploads(uploads: Iterable[UploadedFile]) -> ImportSource:
     uploads = list(uploads)
     source = ImportSource(name=", ".join(upload.name or "upload" for upload in uploads))
     for upload in uploads:
-        name = PurePosixPath((upload.name or "upload").replace("\\", "/")).name
+        name = _upload_name(upload)
         if name.lower().endswith(".zip"):
             _add_zip(source, name, lambda u=upload: _reopen(u))
         else:
             source.files.append(SourceFile(name, lambda u=upload: _reopen(u)))
     return source
+
+
+def source_from_zip_upload(upload: UploadedFile) -> ImportSource:
+    """One uploaded .zip archive, whatever its file name says (the API checks the content)."""
+    source = ImportSource(name=upload.name or "upload")
+    _add_zip(source, _upload_name(upload), lambda: _reopen(upload))
+    return source
+
+
+def _upload_name(upload: UploadedFile) -> str:
+    """The upload's file name without any folder a browser may send."""
+    return PurePosixPath((upload.name or "upload").replace("\\", "/")).name
+
+
+def declared_upload_size(meta: Mapping[str, str]) -> int:
+    """The request body's declared size (Content-Length), known before anything is read; 0 when
+    absent or garbled (the uploaded files' own sizes are then checked after parsing)."""
+    try:
+        return max(int(meta.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0
 
 
 def _reopen(upload: UploadedFile) -> IO[bytes]:

@@ -1,0 +1,185 @@
+"""The one base of every REST API view: who is asking, which partner they see, what they may do.
+
+Token authentication happens inside the view (DRF), after `PartnerScopeMiddleware` has run with
+an anonymous user, so the base view sets `request.partner` and enters the partner's django-scopes
+scope itself, once the user is known. Scoping is structural: `PartnerViewSet` owns
+`get_queryset`, `get_object` and the request cycle, and refuses at class-definition time any
+subclass that overrides them (PostHog's pattern). Subclasses only say which rows of *their*
+partner they show (`partner_queryset`), and the base filters by the partner once more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import ExitStack
+from functools import cached_property
+from typing import Any, ClassVar
+
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.views import defaults
+from django_scopes import scope
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import filters, pagination, permissions, serializers, viewsets
+from rest_framework.request import Request
+
+from accounts.models import Partner
+from accounts.roles import Action, can
+
+# What subclasses may not redefine: the scoped path must be the only path.
+SEALED = frozenset(
+    {"get_queryset", "get_object", "initial", "dispatch", "permission_classes", "authentication_classes"}
+)
+
+
+class RoleAllows(permissions.BasePermission):
+    """The role matrix (SPEC §4): the view's `required_action` for the signed-in partner member.
+    Anonymous requests get 401 (DRF asks the first authenticator for its header), others 403."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return can(request.user, view.required_action)
+
+
+class Pagination(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class OrderingFilter(filters.OrderingFilter):
+    """`?ordering=a,-b` over the view's `ordering_fields`, always ending with the primary key so
+    pages never overlap; the schema lists the accepted values."""
+
+    def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> list[str]:
+        return [*(super().get_ordering(request, queryset, view) or []), "pk"]
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        values = [prefix + field for field in view.ordering_fields for prefix in ("", "-")]
+        if not values:
+            return []
+        default = ", ".join(view.ordering)
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": f"Sort by these fields, comma-separated; `-` sorts descending. Default: {default}.",
+                "schema": {"type": "array", "items": {"type": "string", "enum": values}},
+                "style": "form",
+                "explode": False,
+            }
+        ]
+
+
+class PartnerViewSet(viewsets.GenericViewSet):
+    """Base of every API view. Subclasses set `model`, `serializer_class`, `partner_queryset()` and,
+    when not every partner member may use them, `required_action`; nothing else about access."""
+
+    model: ClassVar[type[Model]]
+    required_action: ClassVar[Action] = Action.VIEW_INSIGHTS
+    permission_classes: ClassVar[list] = [RoleAllows]
+    pagination_class = Pagination
+    filter_backends: ClassVar[list] = [OrderingFilter]
+    ordering_fields: ClassVar[list[str]] = []
+    ordering: ClassVar[list[str]] = []
+    # Validates and documents the query string of the list action; its data is `self.params`.
+    query_serializer_class: ClassVar[type[serializers.Serializer] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overridden = sorted(SEALED & set(vars(cls)))
+        if overridden:
+            raise TypeError(
+                f"{cls.__name__} may not override {', '.join(overridden)}: the base view owns tenant scoping "
+                "and access; define partner_queryset() and required_action instead."
+            )
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        with ExitStack() as self._partner_scope:
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication, then the role: 401/403 here
+        # The user is known only now (a token is read inside the view): scope to their partner.
+        request.partner = request.user.partner
+        self._partner_scope.enter_context(scope(partner=request.partner))
+
+    @property
+    def partner(self) -> Partner:
+        return self.request.partner
+
+    def partner_queryset(self, partner: Partner) -> QuerySet:
+        """The rows this view shows, of `partner` only (usually a selector's result)."""
+        raise NotImplementedError
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no partner
+            return self.model._default_manager.none()
+        return self.partner_queryset(self.partner).filter(partner=self.partner)
+
+    def get_object(self) -> Model:
+        """The object of the URL inside the partner's rows: another partner's id is a 404."""
+        return super().get_object()
+
+    @cached_property
+    def params(self) -> Mapping[str, Any]:
+        """The validated query string (400 with the field errors when it is invalid)."""
+        if self.query_serializer_class is None or self.action != "list":
+            return {}
+        query = self.query_serializer_class(data=self.request.query_params, context=self.get_serializer_context())
+        query.is_valid(raise_exception=True)
+        return query.validated_data
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why the request was refused.")
+
+
+VALIDATION_ERRORS = {
+    "type": "object",
+    "description": "The invalid parameters or fields, each with its reasons.",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+
+
+class PartnerAutoSchema(AutoSchema):
+    """Documents what the base view answers besides success, on every operation: 401 without
+    credentials, 403 for a role that may not, 404 for another partner's (or no) object or a page
+    past the end, 400 for an invalid query string or body; and the view's query parameters."""
+
+    def get_override_parameters(self) -> list[Any]:
+        query = self._query_serializer()
+        return [*super().get_override_parameters(), *([query] if query else [])]
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        for code, body in self._error_bodies().items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(body, code, direction=direction)
+        return responses
+
+    def _query_serializer(self) -> type[serializers.Serializer] | None:
+        listing = getattr(self.view, "action", None) == "list"
+        return getattr(self.view, "query_serializer_class", None) if listing else None
+
+    def _error_bodies(self) -> dict[str, OpenApiResponse]:
+        errors = {
+            "401": OpenApiResponse(ErrorSerializer, description="No credentials, or an invalid or revoked token."),
+            "403": OpenApiResponse(ErrorSerializer, description="The user's role may not do this; nothing changed."),
+        }
+        if "{" in self.path or getattr(self.view, "action", None) == "list":
+            errors["404"] = OpenApiResponse(
+                ErrorSerializer, description="No such object of this partner (another partner's too), or no such page."
+            )
+        if self.method != "GET" or self._query_serializer():
+            errors["400"] = OpenApiResponse(VALIDATION_ERRORS, description="Invalid query parameters or fields.")
+        return errors
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The project's 404 handler: JSON under /api/ (an id the URL pattern does not even match
+    is a 404 like any other), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
