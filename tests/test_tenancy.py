@@ -58,6 +58,7 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "api:recompute-run-list": None,
     "api:recompute-run-detail": lambda b: {"pk": b["recompute"].pk},
     "settings": None,
+    "favicon": None,
 }
 # Django's admin is for platform operators only and lives outside the tenant scope.
 EXCLUDED_NAMESPACES = {"admin"}

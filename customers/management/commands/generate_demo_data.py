@@ -26,6 +26,13 @@ DEMO_STAFF = {
     Role.ADMIN_AGENT: "admin.agent@demo.example",
     Role.SALES_AGENT: "sales.agent@demo.example",
 }
+DEMO_NAMES = {
+    "global.admin@demo.example": "Grace Hopper",
+    "user.admin@demo.example": "Ursula Franklin",
+    "admin.agent@demo.example": "Alan Kay",
+    "sales.agent@demo.example": "Sally Ride",
+    "global.admin@northwind.example": "Nora Winter",
+}
 # A second, small partner with the same external ids: shows that tenants never mix.
 NORTHWIND_ADMIN = "global.admin@northwind.example"
 
@@ -72,7 +79,8 @@ class Command(PartnerCommand):
         partner = Partner.objects.filter(slug=slug).first() or partner_create(slug=slug, name=name)
         for role, email in staff.items():
             if not StaffUser.objects.filter(email=email).exists():
-                staff_create(partner=partner, email=email, role=role, password=DEMO_PASSWORD, full_name=role.label)
+                name = DEMO_NAMES.get(email, role.label)
+                staff_create(partner=partner, email=email, role=role, password=DEMO_PASSWORD, full_name=name)
         return partner
 
     def _load(self, partner: Partner, config: DemoConfig) -> None:
