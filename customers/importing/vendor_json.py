@@ -60,7 +60,8 @@ def parse_document(file: str, stream: IO[bytes], issues: IssueList) -> Any:
     except UnicodeDecodeError as error:
         issues.add(ImportIssue(file, 0, "-", f"not valid UTF-8 text at byte {error.start}"))
     except json.JSONDecodeError as error:
-        issues.add(ImportIssue(file, error.lineno, str(error.colno), f"not valid JSON: {error.msg}"))
+        text = error.doc.splitlines()[error.lineno - 1].strip() if error.doc else ""
+        issues.add(ImportIssue(file, error.lineno, str(error.colno), f"not valid JSON: {error.msg}", text))
     return None
 
 
