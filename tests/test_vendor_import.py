@@ -19,8 +19,6 @@ from django.core.management import call_command
 
 from accounts.roles import Role
 from customers.importing.issues import ImportIssue
-from customers.importing.service import data_import
-from customers.importing.sources import source_from_path
 from customers.importing.vendor_report import split_products
 from customers.models import (
     Activity,
@@ -35,6 +33,7 @@ from customers.models import (
 from metrics.models import WorkloadSnapshot
 from metrics.services import metrics_recompute
 from tests.conftest import client_for
+from tests.test_import import run_import
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vendor"
 A = "3b9f4c2e-8d1a-4e7b-9c55-1a2b3c4d5e6f"  # Contoso: full report
@@ -42,10 +41,6 @@ B = "a1c5e7f9-2b4d-4f6a-8c0e-9d8b7a6f5e4d"  # Fabrikam: concealed names, no Yamm
 REPORT_A = f"{A}/ActiveUserDetail_2024-10-20.csv"
 REFRESH = dt.date(2024, 10, 20)
 D = dt.date
-
-
-def run_import(partner, path: Path) -> ImportRun:
-    return data_import(partner=partner, source=source_from_path(path), origin=ImportRun.Origin.COMMAND)
 
 
 def copy_of(name: str, tmp_path: Path) -> Path:
@@ -431,6 +426,21 @@ def set_item(key: str, index: int, field: str, value: object) -> Callable[[str],
     return edit_json(change)
 
 
+def json_field_case(path: str, key: str, index: int, field: str, value: object, reason: str, id: str):
+    """A JSON file whose item `key[index]` has a bad `field`: the error names the item and its path."""
+    shown = value if isinstance(value, str) else json.dumps(value)
+    error = f"{path}:{index + 1}:{key}[{index}].{field}: {reason} (value '{shown}')"
+    return pytest.param(path, set_item(key, index, field, value), error, id=id)
+
+
+def subscription_case(index: int, field: str, value: object, reason: str, id: str):
+    return json_field_case(f"{A}/subscriptions.json", "items", index, field, value, reason, id)
+
+
+def fabrikam_skus(_text: str) -> str:
+    return (FIXTURES / "mixed" / B / "subscribedSkus.json").read_text()
+
+
 def replace(old: str, new: str) -> Callable[[str], str]:
     def edit(text: str) -> str:
         assert old in text
@@ -456,60 +466,45 @@ BAD_FILES = [
         'SKUs) or {"totalCount": N, "items": [...]} (partner portal customers or subscriptions) (value \'\')',
         id="wrong-shape",
     ),
-    pytest.param(
-        f"{A}/subscriptions.json",
-        set_item("items", 0, "effectiveStartDate", "15/01/2024"),
-        f"{A}/subscriptions.json:1:items[0].effectiveStartDate: not an ISO 8601 date-time (value '15/01/2024')",
-        id="unparseable-date",
+    subscription_case(0, "effectiveStartDate", "15/01/2024", "not an ISO 8601 date-time", "unparseable-date"),
+    subscription_case(1, "quantity", -5, "negative quantity", "negative-quantity"),
+    subscription_case(
+        2,
+        "status",
+        "Paused",
+        "unknown value, expected one of active, pending, none, suspended, disabled, expired, deleted",
+        "unknown-status",
     ),
-    pytest.param(
-        f"{A}/subscriptions.json",
-        set_item("items", 1, "quantity", -5),
-        f"{A}/subscriptions.json:2:items[1].quantity: negative quantity (value '-5')",
-        id="negative-quantity",
+    subscription_case(
+        0,
+        "billingCycle",
+        "weekly",
+        "unknown value, expected one of monthly, annual, triennial, none, onetime",
+        "unknown-billing-cycle",
     ),
-    pytest.param(
-        f"{A}/subscriptions.json",
-        set_item("items", 2, "status", "Paused"),
-        f"{A}/subscriptions.json:3:items[2].status: unknown value, expected one of active, pending, none, suspended, "
-        "disabled, expired, deleted (value 'Paused')",
-        id="unknown-status",
+    subscription_case(0, "isTrial", "no", "not a boolean, expected true or false", "trial-not-a-boolean"),
+    json_field_case(
+        f"{A}/subscribedSkus.json", "value", 0, "prepaidUnits.enabled", -1, "negative quantity", "negative-units"
     ),
-    pytest.param(
-        f"{A}/subscriptions.json",
-        set_item("items", 0, "billingCycle", "weekly"),
-        f"{A}/subscriptions.json:1:items[0].billingCycle: unknown value, expected one of monthly, annual, triennial, "
-        "none, onetime (value 'weekly')",
-        id="unknown-billing-cycle",
-    ),
-    pytest.param(
-        f"{A}/subscriptions.json",
-        set_item("items", 0, "isTrial", "no"),
-        f"{A}/subscriptions.json:1:items[0].isTrial: not a boolean, expected true or false (value 'no')",
-        id="trial-not-a-boolean",
-    ),
-    pytest.param(
-        f"{A}/subscribedSkus.json",
-        set_item("value", 0, "prepaidUnits.enabled", -1),
-        f"{A}/subscribedSkus.json:1:value[0].prepaidUnits.enabled: negative quantity (value '-1')",
-        id="negative-units",
-    ),
-    pytest.param(
+    json_field_case(
         "customers.json",
-        set_item("items", 1, "companyProfile.companyName", ""),
-        "customers.json:2:items[1].companyProfile.companyName: required value is missing or empty (value '')",
-        id="customer-without-name",
+        "items",
+        1,
+        "companyProfile.companyName",
+        "",
+        "required value is missing or empty",
+        "customer-without-name",
     ),
     pytest.param(
         "0000aaaa-0000-4000-8000-000000000000/subscribedSkus.json",
-        lambda text: (FIXTURES / "mixed" / B / "subscribedSkus.json").read_text(),
+        fabrikam_skus,
         "0000aaaa-0000-4000-8000-000000000000/subscribedSkus.json:0:folder: customer folder: unknown customer, not in "
         "this import nor already stored (value '0000aaaa-0000-4000-8000-000000000000')",
         id="unknown-customer-folder",
     ),
     pytest.param(
         "subscribedSkus.json",
-        lambda text: (FIXTURES / "mixed" / B / "subscribedSkus.json").read_text(),
+        fabrikam_skus,
         "subscribedSkus.json:0:-: a customer's export must sit in a folder named by the customer's tenant id "
         "(value '')",
         id="customer-file-at-the-root",
