@@ -550,3 +550,41 @@ def test_bad_vendor_file_gives_its_error_and_writes_nothing(partner, tmp_path, p
     assert run.status == "failed"
     assert error in issues(run)
     assert tables() == before
+
+
+def test_vendor_files_are_recognised_by_content_whatever_their_names(partner, tmp_path):
+    folder = copy_of("mixed", tmp_path)
+    (folder / "customers.json").rename(folder / "portal export.txt")
+    (folder / A / "subscriptions.json").rename(folder / A / "subs")
+    (folder / A / "subscribedSkus.json").rename(folder / A / "graph-skus.json")
+    (folder / REPORT_A).rename(folder / A / "report (3).csv")
+    run = run_import(partner, folder)
+    assert run.status == "succeeded", run.errors
+    assert tables(partner)["subscriptions"] == MIXED["subscriptions"]
+    assert tables(partner)["assignments"] == MIXED["assignments"]
+
+
+def test_one_page_of_a_longer_collection_imports_with_a_warning(partner, tmp_path):
+    document = json.loads((FIXTURES / "mixed" / "customers.json").read_text())
+    document["totalCount"] = 250
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "customers.json").write_text(json.dumps(document))
+    run = run_import(partner, tmp_path / "in")
+    assert run.status == "succeeded", run.errors
+    assert run.warnings == ["customers.json: totalCount is 250 but the file holds 2 items; only those were imported."]
+
+
+def test_a_customers_export_uploaded_alone_says_where_it_belongs(staff):
+    client = client_for(staff[Role.ADMIN_AGENT])
+    upload = SimpleUploadedFile("subscriptions.json", (FIXTURES / "mixed" / B / "subscriptions.json").read_bytes())
+    response = client.post("/imports/", {"files": [upload]}, follow=True)
+    assert response.context["run"].errors == [
+        {
+            "file": "subscriptions.json",
+            "line": 0,
+            "column": "-",
+            "reason": "a customer's export must sit in a folder named by the customer's tenant id",
+            "value": "",
+        }
+    ]
+    assert Subscription.objects.count() == 0
