@@ -9,7 +9,7 @@ products, concealed user names) go to the import run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +22,6 @@ from customers.importing.recognise import Kind, VendorFile
 from customers.importing.sources import ImportSource
 from customers.importing.vendor_json import Shape
 
-Progress = Callable[[str, int], None]
-
 
 @dataclass
 class _Import:
@@ -33,7 +31,7 @@ class _Import:
     source: ImportSource
     issues: IssueList
     warnings: list[str]
-    progress: Progress | None
+    progress: staging.Progress | None
     folders: list[tuple[str, str]] = field(default_factory=list)  # (customer folder, file)
 
     def execute(self, statement: str) -> list[tuple[Any, ...]]:
@@ -59,17 +57,17 @@ def stage_vendor_files(
     vendor_files: Iterable[VendorFile],
     issues: IssueList,
     warnings: list[str],
-    progress: Progress | None = None,
+    progress: staging.Progress | None = None,
 ) -> None:
     """Reads the vendor files and stages their data as canonical rows.
 
     Raises ImportRejected when a customer folder names no customer of this import or of the
     partner's stored data (with the problems found so far).
     """
-    run = _Import(partner_id, source, issues, warnings, progress)
     vendor_files = list(vendor_files)
     if not vendor_files:
         return
+    run = _Import(partner_id, source, issues, warnings, progress)
     for vendor_file in vendor_files:
         if vendor_file.kind is Kind.REPORT:
             _read_report(run, vendor_file)

@@ -124,6 +124,7 @@ UNKNOWN_SKUS_AS_PRODUCTS = f"""
     WHERE v.sku IS NOT NULL AND NOT {KNOWN_PRODUCT.format(ref="v.sku")}
     GROUP BY v.sku"""
 
+# The products added above (canonical rows keep their default file name), for the warnings.
 ADDED_PRODUCTS = "SELECT sku, file FROM import_stage_products WHERE file <> 'products.csv' ORDER BY sku"
 
 # The partner's products (replacing the catalog's of the same SKU), then this import's: later wins.
@@ -144,20 +145,24 @@ RESOLVE_SUBSCRIPTION_SKUS = """
         (SELECT MIN(pr.sku) FROM customers_subscription s JOIN customers_product pr ON pr.id = s.product_id
          WHERE s.partner_id = %(p)s AND s.external_id = v.subscription_id))"""
 
+# Portal subscriptions whose SKU was found, as canonical own subscriptions.
 STAGE_SUBSCRIPTIONS = """
     INSERT INTO import_stage_subscriptions (file, line, subscription_id, customer_id, sku, quantity, status,
         is_trial, source, start_date, end_date)
     SELECT file, line, subscription_id, customer_id, sku, quantity, status, is_trial, 'own', start_date, end_date
     FROM import_stage_vendor_subscriptions WHERE sku IS NOT NULL"""
 
+# Portal subscriptions whose SKU was not found: skipped, each with a warning.
 SKIPPED_SUBSCRIPTIONS = """
     SELECT file, line, subscription_id, offer_name FROM import_stage_vendor_subscriptions
     WHERE sku IS NULL ORDER BY file, line"""
 
+# Each report's customer and refresh date: what ends assignments a later report no longer lists.
 REPORT_DATES_OF_FILES = """
     INSERT INTO import_stage_vendor_report_dates (customer_id, refresh_date, file)
     SELECT DISTINCT customer_id, refresh_date, file FROM import_stage_vendor_report WHERE refresh_date IS NOT NULL"""
 
+# Emptied to build the known subscriptions again once the netted ones are staged.
 CLEAR_KNOWN_SUBSCRIPTIONS = "DELETE FROM import_stage_vendor_known_subscriptions"
 
 # Staged subscriptions, and the stored ones this import leaves as they are, of the customers
@@ -202,9 +207,11 @@ NET_TENANT_TOTALS = """
        OR EXISTS (SELECT 1 FROM customers_subscription t WHERE t.partner_id = %(p)s
                   AND t.external_id = n.subscription_id)"""
 
+# The distinct `Assigned Products` values (few, however many users), split in Python.
 DISTINCT_PRODUCTS = """
     SELECT products, MIN(file) FROM import_stage_vendor_report WHERE products <> '' GROUP BY products"""
 
+# Each user once, from their latest report row (by refresh date, then file and line).
 LATEST_USER_ROWS = f"""
     INSERT INTO import_stage_vendor_users (file, line, customer_id, user_id, display_name, removed_on)
     SELECT r.file, r.line, r.customer_id, r.upn, r.display_name,
@@ -224,6 +231,7 @@ STAGE_ACTIVITY = "INSERT INTO import_stage_activity (file, line, user_id, worklo
     for workload, _ in WORKLOADS
 )
 
+# Each report row with each known SKU its `Assigned Products` names.
 LIST_ASSIGNED_SKUS = """
     INSERT INTO import_stage_vendor_listed (file, line, customer_id, user_id, sku, refresh_date, assigned_on,
         removed_on)
@@ -257,6 +265,7 @@ RESOLVE_ASSIGNMENT_SUBSCRIPTIONS = """
         (SELECT k.subscription_id FROM import_stage_vendor_known_subscriptions k
          WHERE k.customer_id = a.customer_id AND k.subscription_id = a.customer_id || ':' || a.sku || ':other'))"""
 
+# The stored assignments without an end of the customers that have a report here.
 STORED_OPEN_ASSIGNMENTS = """
     INSERT INTO import_stage_vendor_open_assignments (customer_id, user_id, sku, subscription_id, assigned_on, state)
     SELECT c.external_id, u.external_id, pr.sku, s.external_id, a.assigned_on, a.state
@@ -277,11 +286,13 @@ KEEP_STORED_ASSIGNED_ON = """
     WHERE EXISTS (SELECT 1 FROM import_stage_vendor_open_assignments o
                   WHERE o.user_id = a.user_id AND o.subscription_id = a.subscription_id)"""
 
+# The assignments placed on a subscription, as canonical active assignments.
 STAGE_ASSIGNMENTS = """
     INSERT INTO import_stage_assignments (file, line, user_id, subscription_id, assigned_on, removed_on, state)
     SELECT file, line, user_id, subscription_id, assigned_on, removed_on, 'active'
     FROM import_stage_vendor_assignments WHERE subscription_id IS NOT NULL"""
 
+# Listed SKUs the customer has no subscription of: skipped, one warning per SKU.
 UNPLACED_ASSIGNMENTS = """
     SELECT sku, COUNT(*), MIN(customer_id), COUNT(DISTINCT customer_id) FROM import_stage_vendor_assignments
     WHERE subscription_id IS NULL GROUP BY sku ORDER BY sku"""
@@ -298,6 +309,7 @@ END_UNLISTED_ASSIGNMENTS = """
                       WHERE s.user_id = o.user_id AND s.subscription_id = o.subscription_id
                         AND s.assigned_on = o.assigned_on)"""
 
+# The stored assignments ended above, staged with their new removed_on (counted as updated).
 STAGE_ENDED_ASSIGNMENTS = """
     INSERT INTO import_stage_assignments (file, line, user_id, subscription_id, assigned_on, removed_on, state)
     SELECT (SELECT MIN(d.file) FROM import_stage_vendor_report_dates d WHERE d.customer_id = o.customer_id), 0,
