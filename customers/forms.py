@@ -26,7 +26,12 @@ class MultipleFileField(forms.FileField):
 
 class ImportForm(forms.Form):
     files = MultipleFileField(
-        label="Files", help_text="A .zip of the import files, or the CSV files themselves (SPEC §6)."
+        label="Files",
+        help_text=(
+            "A .zip of the import files, or the CSV files themselves (SPEC §6). Vendor exports too: a .zip with "
+            "customers.json and one folder per customer (named by its tenant id) of its subscriptions.json, "
+            "subscribedSkus.json and active-user detail reports."
+        ),
     )
 
     def clean_files(self) -> list[object]:

@@ -52,6 +52,16 @@ class Source(models.TextChoices):
     DIRECT = "direct", "Bought directly"
 
 
+class BillingCycle(models.TextChoices):
+    """The partner portal's billing cycles (vendor-formats.md §3); empty when not known."""
+
+    MONTHLY = "monthly", "Monthly"
+    ANNUAL = "annual", "Annual"
+    TRIENNIAL = "triennial", "Triennial"
+    NONE = "none", "None (trial)"
+    ONETIME = "onetime", "One-time"
+
+
 class AssignmentState(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"
@@ -160,6 +170,11 @@ class Subscription(TenantModel):
     source = models.CharField(max_length=20, choices=Source.choices)
     start_date = models.DateField(null=True, blank=True, help_text="Empty: start unknown, counted from any date.")
     end_date = models.DateField(null=True, blank=True)
+    # Only the partner portal's subscriptions carry these (vendor-formats.md §3); the canonical
+    # files do not, so their import leaves them as they are. Empty / None: not known. The
+    # database default lets the set-based upserts insert rows without naming them.
+    auto_renew = models.BooleanField(null=True, blank=True, help_text="Renews at its end date; empty: unknown.")
+    billing_cycle = models.CharField(max_length=20, choices=BillingCycle.choices, blank=True, db_default="")
 
     class Meta:
         ordering = ["external_id"]
@@ -171,6 +186,10 @@ class Subscription(TenantModel):
                 condition=_in_choices("status", SubscriptionStatus), name="subscription_status_valid"
             ),
             models.CheckConstraint(condition=_in_choices("source", Source), name="subscription_source_valid"),
+            models.CheckConstraint(
+                condition=Q(billing_cycle="") | _in_choices("billing_cycle", BillingCycle),
+                name="subscription_billing_cycle_valid",
+            ),
         ]
         indexes = [models.Index(fields=["customer", "product"], name="subscription_customer_product")]
 

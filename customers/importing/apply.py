@@ -93,11 +93,15 @@ UPSERTS: tuple[Upsert, ...] = (
            JOIN customers_enduser u ON u.partner_id = %(p)s AND u.external_id = s.user_id
            JOIN customers_subscription sub ON sub.partner_id = %(p)s AND sub.external_id = s.subscription_id""",
         ["removed_on", "state"],
-        """SELECT 1 FROM customers_licenseassignment t
-           JOIN customers_enduser u ON u.id = t.user_id
-           JOIN customers_subscription sub ON sub.id = t.subscription_id
-           WHERE t.partner_id = %(p)s AND u.external_id = s.user_id
-             AND sub.external_id = s.subscription_id AND t.assigned_on = s.assigned_on""",
+        # From the staged ids to the stored row through unique keys (CROSS JOIN fixes that order on
+        # SQLite, which otherwise scans the partner's assignments once per staged row).
+        """SELECT 1 FROM customers_enduser u
+           CROSS JOIN customers_subscription sub
+           CROSS JOIN customers_licenseassignment t
+           WHERE u.partner_id = %(p)s AND u.external_id = s.user_id
+             AND sub.partner_id = %(p)s AND sub.external_id = s.subscription_id
+             AND t.user_id = u.id AND t.subscription_id = sub.id AND t.assigned_on = s.assigned_on
+             AND t.partner_id = %(p)s""",
     ),
     Upsert(
         files.SUPPORT_REQUESTS,
@@ -110,12 +114,15 @@ UPSERTS: tuple[Upsert, ...] = (
     ),
 )
 
-# Activity rows are facts: a repeated (user, workload, date) is stored once.
+# Activity rows are facts: a repeated (user, workload, date) is stored once. CROSS JOIN makes
+# SQLite loop over the staged rows and look each user up by its unique key; without statistics
+# on the staging table it would otherwise scan all of it once per user of the partner.
+# (PostgreSQL plans it as any inner join.)
 INSERT_ACTIVITY = """
     INSERT INTO customers_activity (partner_id, user_id, activity_date, workload)
     SELECT DISTINCT %(p)s, u.id, s.date, s.workload FROM import_stage_activity s
-    JOIN customers_enduser u ON u.partner_id = %(p)s AND u.external_id = s.user_id
-    WHERE true
+    CROSS JOIN customers_enduser u
+    WHERE u.partner_id = %(p)s AND u.external_id = s.user_id
     ON CONFLICT (user_id, activity_date, workload) DO NOTHING"""
 
 # After users or subscriptions moved to another customer, their assignments follow them.

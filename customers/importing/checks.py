@@ -1,6 +1,6 @@
 """Set-based checks of the staged rows against each other and the stored data (SPEC §6).
 
-Each check is one SELECT of (line, value, detail) over a staging table; the stored data
+Each check is one SELECT of (file, line, value, detail) over a staging table; the stored data
 it consults is always restricted to the importing partner.
 """
 
@@ -45,7 +45,7 @@ class Check:
     spec: FileSpec
     column: str
     reason: str  # may use {detail}
-    select: str  # SELECT line, value, detail FROM …
+    select: str  # SELECT file, line, value, detail FROM …
 
 
 def _unknown(spec: FileSpec, column: str, known: str, what: str) -> Check:
@@ -54,23 +54,31 @@ def _unknown(spec: FileSpec, column: str, known: str, what: str) -> Check:
         spec,
         column,
         f"unknown {what}: not in this import nor already stored",
-        f"SELECT s.line, s.{column}, '' FROM {spec.table} s WHERE {ref} IS NOT NULL AND NOT {known.format(ref=ref)}",
+        f"SELECT s.file, s.line, s.{column}, '' FROM {spec.table} s "
+        f"WHERE {ref} IS NOT NULL AND NOT {known.format(ref=ref)}",
     )
 
 
 def _duplicates(spec: FileSpec) -> Check:
-    on = " AND ".join(f"s.{k} = d.{k}" for k in spec.key)
+    """Every repeat of a key after its first occurrence (by file, then line); the first one is
+    named by its line, or by file:line when it stands in another file (vendor exports)."""
     keys = ", ".join(spec.key)
-    value = " || ' / ' || ".join(f"CAST(s.{k} AS text)" for k in spec.key)
+    same_key = " AND ".join(f"o.{k} = d.{k}" for k in spec.key)
+    value = " || ' / ' || ".join(f"CAST(o.{k} AS text)" for k in spec.key)
+    occurrences = f"""SELECT o.file, o.line, {value} AS value, {", ".join(f"o.{k}" for k in spec.key)},
+               ROW_NUMBER() OVER (PARTITION BY {", ".join(f"o.{k}" for k in spec.key)} ORDER BY o.file, o.line) AS n
+        FROM {spec.table} o
+        JOIN (SELECT {keys} FROM {spec.table} WHERE {" AND ".join(f"{k} IS NOT NULL" for k in spec.key)}
+              GROUP BY {keys} HAVING COUNT(*) > 1) d ON {same_key}"""
+    same_first = " AND ".join(f"f.{k} = s.{k}" for k in spec.key)
     return Check(
         spec,
         "+".join(spec.key),
         "duplicate id, first given on line {detail}",
-        f"""SELECT s.line, {value}, d.first_line FROM {spec.table} s
-            JOIN (SELECT {keys}, MIN(line) AS first_line FROM {spec.table}
-                  WHERE {" AND ".join(f"{k} IS NOT NULL" for k in spec.key)}
-                  GROUP BY {keys} HAVING COUNT(*) > 1) d ON {on}
-            WHERE s.line > d.first_line""",
+        f"""SELECT s.file, s.line, s.value,
+                   CASE WHEN f.file = s.file THEN CAST(f.line AS text) ELSE f.file || ':' || f.line END
+            FROM ({occurrences}) s JOIN ({occurrences}) f ON {same_first} AND f.n = 1
+            WHERE s.n > 1""",
     )
 
 
@@ -80,25 +88,25 @@ _USER_MOVE_BREAKS_ASSIGNMENT = Check(
     files.USERS,
     "customer_id",
     "the user keeps license assignments on subscriptions of customer '{detail}'",
-    f"""SELECT s.line, s.customer_id, MIN(sc.external_id) FROM import_stage_users s
+    f"""SELECT s.file, s.line, s.customer_id, MIN(sc.external_id) FROM import_stage_users s
         JOIN customers_enduser u ON u.partner_id = %(p)s AND u.external_id = s.user_id
         JOIN customers_licenseassignment a ON a.user_id = u.id
         JOIN customers_subscription sub ON sub.id = a.subscription_id
         JOIN customers_customer sc ON sc.id = sub.customer_id
         WHERE {SUBSCRIPTION_CUSTOMER.format(ref="sub.external_id")} <> s.customer_id
-        GROUP BY s.line, s.customer_id""",
+        GROUP BY s.file, s.line, s.customer_id""",
 )
 _SUBSCRIPTION_MOVE_BREAKS_ASSIGNMENT = Check(
     files.SUBSCRIPTIONS,
     "customer_id",
     "the subscription keeps license assignments of users of customer '{detail}'",
-    f"""SELECT s.line, s.customer_id, MIN(uc.external_id) FROM import_stage_subscriptions s
+    f"""SELECT s.file, s.line, s.customer_id, MIN(uc.external_id) FROM import_stage_subscriptions s
         JOIN customers_subscription sub ON sub.partner_id = %(p)s AND sub.external_id = s.subscription_id
         JOIN customers_licenseassignment a ON a.subscription_id = sub.id
         JOIN customers_enduser u ON u.id = a.user_id
         JOIN customers_customer uc ON uc.id = u.customer_id
         WHERE {USER_CUSTOMER.format(ref="u.external_id")} <> s.customer_id
-        GROUP BY s.line, s.customer_id""",
+        GROUP BY s.file, s.line, s.customer_id""",
 )
 
 CHECKS: tuple[Check, ...] = (
@@ -114,8 +122,8 @@ CHECKS: tuple[Check, ...] = (
         files.ASSIGNMENTS,
         "subscription_id",
         "the subscription belongs to customer '{detail}', not to the user's customer",
-        f"""SELECT line, subscription_id, subscription_customer FROM (
-                SELECT s.line, s.subscription_id,
+        f"""SELECT file, line, subscription_id, subscription_customer FROM (
+                SELECT s.file, s.line, s.subscription_id,
                        {USER_CUSTOMER.format(ref="s.user_id")} AS user_customer,
                        {SUBSCRIPTION_CUSTOMER.format(ref="s.subscription_id")} AS subscription_customer
                 FROM import_stage_assignments s) q
@@ -135,9 +143,9 @@ def run_checks(*, partner_id: int, issues: IssueList) -> None:
             total = cursor.fetchone()[0]
             if not total:
                 continue
-            cursor.execute(f"SELECT * FROM ({check.select}) q ORDER BY 1 LIMIT {max(issues.room, 1)}", params)
+            cursor.execute(f"SELECT * FROM ({check.select}) q ORDER BY 1, 2 LIMIT {max(issues.room, 1)}", params)
             found = [
-                ImportIssue(check.spec.name, line, check.column, check.reason.format(detail=detail), str(value))
-                for line, value, detail in cursor.fetchall()
+                ImportIssue(file, line, check.column, check.reason.format(detail=detail), str(value))
+                for file, line, value, detail in cursor.fetchall()
             ]
             issues.add_counted(found, total)

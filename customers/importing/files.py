@@ -200,22 +200,46 @@ def read_rows(spec: FileSpec, stream: IO[bytes], issues: IssueList) -> Iterator[
     problems (an unknown customer next to a negative quantity) in the same run. A problem with
     the file itself (its header, a broken line) ends the file.
     """
+    records = csv_records(spec.name, stream, issues)
+    header = next(records, None)
+    positions = _header_positions(spec, header[1] if header else None, issues)
+    if positions is None:
+        return
+    for line, record in records:
+        yield _parse_record(spec, positions, record, line, issues)
+
+
+def csv_records(name: str, stream: IO[bytes], issues: IssueList) -> Iterator[tuple[int, list[str]]]:
+    """Yields (line, cells) of a UTF-8 CSV file (BOM or not): the header first, then every row
+    that is not blank. A broken line is reported and ends the file."""
     # Undecodable bytes become surrogates, so the bad cell can be named exactly (line, column).
     text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text_stream, strict=True)
     line = 1
     try:
-        header = next(reader, None)
-        positions = _header_positions(spec, header, issues)
-        if positions is None:
-            return
-        line = reader.line_num + 1
         for record in reader:
-            if record:  # not a blank line
-                yield _parse_record(spec, positions, record, line, issues)
+            if record or line == 1:
+                yield line, record
             line = reader.line_num + 1
     except csv.Error as error:
-        issues.add(ImportIssue(spec.name, line, "-", f"unreadable CSV line: {error}"))
+        issues.add(ImportIssue(name, line, "-", f"unreadable CSV line: {error}"))
+
+
+def read_cell(raw: str, parse: Parser, *, where: tuple[str, int, str], required: bool, issues: IssueList) -> Any:
+    """One stripped cell's value, or None when it is empty or bad (the problem is recorded).
+
+    `where` is (file, line, column) for the error line.
+    """
+    if not raw:
+        if required:
+            issues.add(ImportIssue(*where, "required value is empty", raw))
+        return None
+    try:
+        return parse(_valid_text(raw))
+    except CellError as error:
+        shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        issues.add(ImportIssue(*where, str(error), shown))
+        return None
 
 
 def _valid_text(raw: str) -> str:
@@ -227,11 +251,16 @@ def _valid_text(raw: str) -> str:
     return raw
 
 
+def header_names(header: list[str]) -> list[str]:
+    """A header's column names as compared: stripped, lower case."""
+    return [name.strip().lower() for name in header]
+
+
 def _header_positions(spec: FileSpec, header: list[str] | None, issues: IssueList) -> list[int | None] | None:
     if not header:
         issues.add(ImportIssue(spec.name, 1, "-", "the file is empty: a header row is required"))
         return None
-    names = [name.strip().lower() for name in header]
+    names = header_names(header)
     problems = False
     for name in sorted({n for n in names if n and names.count(n) > 1}):
         issues.add(ImportIssue(spec.name, 1, name, "column appears more than once in the header", name))
@@ -252,15 +281,9 @@ def _parse_record(
     values: list[Any] = [line]
     for column, position in zip(spec.columns, positions, strict=True):
         raw = record[position].strip() if position is not None and position < len(record) else ""
-        if not raw:
-            if column.required:
-                issues.add(ImportIssue(spec.name, line, column.name, "required value is empty", raw))
-            values.append("" if column.sql_type == "text" and not column.required else None)
-            continue
-        try:
-            values.append(column.parse(_valid_text(raw)))
-        except CellError as error:
-            shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            issues.add(ImportIssue(spec.name, line, column.name, str(error), shown))
-            values.append(None)
+        where = (spec.name, line, column.name)
+        value = read_cell(raw, column.parse, where=where, required=column.required, issues=issues)
+        if not raw and column.sql_type == "text" and not column.required:
+            value = ""
+        values.append(value)
     return tuple(values)

@@ -1,6 +1,8 @@
 """The import service: stream every file into staging, check it all, then write it all.
 
 1. each file streams through `files.read_rows` (cell checks) into a temporary staging table;
+   vendor exports, recognised by their content, are read and converted into the same tables
+   (`vendor`);
 2. `checks.run_checks` looks for duplicates and unknown or crossing references, in SQL;
 3. only when nothing is wrong, `apply` upserts the staged rows into the live tables.
 All of it runs in one transaction under a per-partner lock: one bad row and nothing is written.
@@ -11,13 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Partner, StaffUser
-from customers.importing import apply, checks, files, staging
+from customers.importing import apply, checks, files, recognise, staging, vendor
 from customers.importing.issues import ImportIssue, ImportRejected, IssueList
 from customers.importing.sources import ImportSource
 from customers.models import Activity, ImportRun, Product, ProductWorkload
@@ -70,6 +71,7 @@ def data_import(
         metrics_services.recompute_enqueue(partner=partner, dates=refresh, trigger="import")
     finally:
         staging.drop_tables()
+        vendor.drop_tables()
     _finish(run, issues, warnings, source)
     return run
 
@@ -90,33 +92,30 @@ def _stage_check_apply(
         issues.add(problem)
     if issues:
         raise ImportRejected(issues)
-    present = _recognise(source, warnings, issues)
+    found = recognise.recognise(source, warnings, issues)
     staging.create_tables()
-    rows: dict[str, int] = {}
+    vendor.create_tables()
     for spec in files.FILE_SPECS:
-        if spec.name in present:
-            with source.open_hashed(present[spec.name]) as stream:
-                rows[spec.name] = staging.load(spec, files.read_rows(spec, stream, issues), progress)
+        if spec.name in found.canonical:
+            with source.open_hashed(found.canonical[spec.name]) as stream:
+                staging.load(spec, files.read_rows(spec, stream, issues), progress)
+    vendor.stage_vendor_files(
+        partner_id=partner.pk,
+        source=source,
+        vendor_files=found.vendor,
+        issues=issues,
+        warnings=warnings,
+        progress=progress,
+    )
     checks.run_checks(partner_id=partner.pk, issues=issues)
     if issues:
         raise ImportRejected(issues)
-    return _apply(partner.pk, rows), _affected_dates()
-
-
-def _recognise(source: ImportSource, warnings: list[str], issues: IssueList) -> dict[str, Any]:
-    """The canonical files of the import, by name (case-insensitive, at the import's root)."""
-    present = {}
-    for source_file in source.files:
-        name = source_file.path.lower()
-        if name in files.SPECS_BY_NAME:
-            present[name] = source_file
-        else:
-            warnings.append(f"Ignored {source_file.path}: not a file this import reads.")
-    if not present:
-        expected = ", ".join(files.SPECS_BY_NAME)
-        issues.add(ImportIssue(source.name, 0, "-", f"no import files found; expected any of {expected}"))
-        raise ImportRejected(issues)
-    return present
+    # Rows per table, whichever files they came from; a canonical file is listed even when empty.
+    staged = {spec.name: staging.count(spec) for spec in files.FILE_SPECS}
+    rows = {name: count for name, count in staged.items() if count or name in found.canonical}
+    counts = _apply(partner.pk, rows)
+    vendor.apply_renewal_fields(partner_id=partner.pk)
+    return counts, _affected_dates()
 
 
 def _apply(partner_id: int, rows: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -157,7 +156,7 @@ def _refresh_statistics(counts: dict[str, dict[str, int]], upserts: dict[str, ap
 def _apply_products(partner_id: int, rows: int) -> dict[str, int]:
     """Products are a short catalog: compared and written row by row, workloads included."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT sku, name, family, workloads FROM import_stage_products ORDER BY line")
+        cursor.execute("SELECT sku, name, family, workloads FROM import_stage_products ORDER BY file, line")
         staged = cursor.fetchall()
     stored = {p.sku: p for p in Product.objects.filter(partner_id=partner_id).prefetch_related("workloads")}
     created = updated = 0

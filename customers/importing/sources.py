@@ -28,6 +28,14 @@ _RATIO_APPLIES_ABOVE = 1024 * 1024
 class SourceFile:
     path: str  # relative to the import's root, "/"-separated
     open: Callable[[], IO[bytes]]
+    # The one folder an archive's entries all sat in, which the path leaves out ("export/",
+    # or a customer's folder when only that one was zipped).
+    archive_folder: str = ""
+
+    @property
+    def folder(self) -> str:
+        """The name of the folder holding the file ("" at the import's root)."""
+        return PurePosixPath(self.path).parent.name or self.archive_folder.strip("/")
 
 
 @dataclass
@@ -150,7 +158,7 @@ def _add_zip(source: ImportSource, archive_name: str, opener: Callable[[], IO[by
     root = _common_folder([info.filename for info in entries])
     for info in entries:
         relative = info.filename[len(root) :]
-        source.files.append(SourceFile(relative, lambda i=info: _open_entry(opener, i)))
+        source.files.append(SourceFile(relative, lambda i=info: _open_entry(opener, i), archive_folder=root))
 
 
 def _zip_problems(archive_name: str, entries: list[zipfile.ZipInfo]) -> list[ImportIssue]:

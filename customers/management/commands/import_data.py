@@ -13,7 +13,7 @@ from partnerinsights.commands import PartnerCommand
 
 
 class Command(PartnerCommand):
-    help = "Import a partner's data files (SPEC §6) from a folder or a .zip: all or nothing."
+    help = "Import a partner's data files (SPEC §6, vendor exports) from a folder or a .zip: all or nothing."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--partner", required=True, help="The partner's slug.")
