@@ -1,6 +1,7 @@
 from django.contrib import admin
-from django.templatetags.static import static
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
@@ -19,7 +20,7 @@ api_urlpatterns = [
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
     # Browsers ask for /favicon.ico on pages without a <link rel="icon"> (error pages, downloads).
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("favicon.svg")), name="favicon"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
