@@ -14,14 +14,13 @@ from typing import Any
 import plotly.graph_objects as go
 
 from accounts.models import Partner
-from customers.models import INSIGHT_FAMILIES, Customer, Family, Workload
+from customers.models import INSIGHT_FAMILIES, Customer, Workload
 from customers.selectors import renewal_list
 from metrics.explain import usage_explanation
 from metrics.models import FamilySnapshot, InsightSettings, SkuSetting, SkuSnapshot, WorkloadSnapshot
-from metrics.numbers import pct
 from metrics.recommendations import recommendation_list
 from metrics.selectors import inactive_user_list
-from partnerinsights.charts import figure_data
+from partnerinsights.charts import chart_pct, figure_data, percent_trend_figure
 
 TREND_DAYS = (30, 90, 365)
 INACTIVE_SHOWN = 100  # the page lists this many; the CSV has them all
@@ -94,7 +93,7 @@ def _price(sku_settings: dict[str, SkuSetting], sku: str) -> Decimal | None:
 def workload_figure(workloads: list[WorkloadSnapshot]) -> dict[str, Any]:
     """Entitled and active users per workload, usage % on hover."""
     labels = [Workload(w.workload).label for w in workloads]
-    usage = [_chart_pct(w.active_users, w.entitled_users) for w in workloads]
+    usage = [chart_pct(w.active_users, w.entitled_users) for w in workloads]
     figure = go.Figure(
         [
             go.Bar(name="Entitled users", x=labels, y=[w.entitled_users for w in workloads]),
@@ -119,24 +118,4 @@ def trend_figure(*, customer: Customer, as_of: dt.date, days: int) -> dict[str, 
         as_of__gt=as_of - dt.timedelta(days=days),
         as_of__lte=as_of,
     ).order_by("family", "as_of")
-    series: dict[str, list[FamilySnapshot]] = {}
-    for row in rows:
-        series.setdefault(row.family, []).append(row)
-    if not series:
-        return None
-    figure = go.Figure()
-    for family, points in series.items():
-        label = Family(family).label
-        dates = [p.as_of.isoformat() for p in points]
-        deployment = [_chart_pct(p.assigned_licenses, p.sold_licenses) for p in points]
-        usage = [_chart_pct(p.active_users, p.entitled_users) for p in points]
-        figure.add_scatter(x=dates, y=deployment, mode="lines", name=f"{label} deployment %")
-        figure.add_scatter(x=dates, y=usage, mode="lines", name=f"{label} usage %", line={"dash": "dot"})
-    figure.update_layout(yaxis_title="%", yaxis_rangemode="tozero", hovermode="x unified")
-    return figure_data(figure)
-
-
-def _chart_pct(numerator: int, denominator: int) -> float | None:
-    """A chart point: the page's own rounded figure (`pct`); undefined is a gap."""
-    figure = pct(numerator, denominator)
-    return float(figure) if figure else None
+    return percent_trend_figure(rows)

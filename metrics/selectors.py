@@ -59,6 +59,7 @@ class InactiveUser:
     upn: str
     display_name: str
     customer_id: int
+    customer_external_id: str
     customer_name: str
     skus: tuple[str, ...]
     last_activity: dt.date | None  # on any workload of their licenses, up to the date; None: never
@@ -92,7 +93,7 @@ INACTIVE_USERS = f"""
         WHERE act.partner_id = %(p)s AND act.activity_date <= %(d)s
         GROUP BY w.user_id
     )
-    SELECT u.id, u.upn, u.display_name, c.id AS customer_id, c.name, {{skus}}, l.last_date,
+    SELECT u.id, u.upn, u.display_name, c.id AS customer_id, c.external_id, c.name, {{skus}}, l.last_date,
            SUM(price.monthly_price) AS cost, COUNT(price.monthly_price) AS priced
     FROM entitled e
     JOIN customers_enduser u ON u.id = e.user_id
@@ -101,7 +102,7 @@ INACTIVE_USERS = f"""
     LEFT JOIN metrics_skusetting price ON price.partner_id = %(p)s AND price.sku = pr.sku
     LEFT JOIN last_seen l ON l.user_id = e.user_id
     WHERE l.last_date IS NULL OR l.last_date < %(since)s
-    GROUP BY u.id, u.upn, u.display_name, c.id, c.name, l.last_date
+    GROUP BY u.id, u.upn, u.display_name, c.id, c.external_id, c.name, l.last_date
     ORDER BY c.name, c.id, u.upn, u.id"""
 
 
@@ -119,12 +120,13 @@ def inactive_user_list(
     }
     with connection.cursor() as cursor:
         cursor.execute(INACTIVE_USERS.format(skus=_sku_list_aggregate()), params)
-        for user_id, upn, name, customer_id, customer_name, skus, last, cost, priced in cursor:
+        for user_id, upn, name, customer_id, external_id, customer_name, skus, last, cost, priced in cursor:
             yield InactiveUser(
                 user_id,
                 upn,
                 name,
                 customer_id,
+                external_id,
                 customer_name,
                 tuple(sorted(skus.split(" "))),
                 _as_date(last),

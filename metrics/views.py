@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -7,10 +9,46 @@ from accounts.roles import Action, require_action
 from customers.models import INSIGHT_FAMILIES, ImportRun, Product
 from customers.selectors import import_run_list
 from metrics import selectors, services
-from metrics.forms import InsightSettingsForm, SkuSettingFormSet
+from metrics.analytics import analytics_context
+from metrics.filters import PortfolioFilters, sku_choices
+from metrics.forms import AnalyticsFilterForm, InsightSettingsForm, SkuSettingFormSet
 from metrics.models import RecomputeRun
 
 RECENT_RUNS = 30
+TREND_DAYS = (30, 90, 365)
+
+
+@require_action(Action.VIEW_INSIGHTS)
+def analytics(request: HttpRequest) -> HttpResponse:
+    """The portfolio at a glance (`/analytics/`), with the filters its CSV export shares."""
+    partner = request.partner
+    form = AnalyticsFilterForm(request.GET or None, skus=sku_choices(partner=partner))
+    valid = form.is_valid() if form.is_bound else True
+    as_of = selectors.as_of_choice(partner=partner, requested=request.GET.get("as_of"))
+    settings = selectors.insight_settings(partner=partner)
+    trend = request.GET.get("trend", "")
+    trend_days = int(trend) if trend.isdigit() and int(trend) in TREND_DAYS else 90
+    filters = form.filters() if form.is_bound and valid else PortfolioFilters()
+    context = {
+        "form": form,
+        "as_of": as_of,
+        "filters": filters,
+        "settings": settings,
+        "trend_days": trend_days,
+        "trend_choices": TREND_DAYS,
+        "export_query": urlencode(filters.as_query()),
+        "grains": ("sku", "workload", "family"),
+    }
+    if as_of.date is not None:
+        context |= analytics_context(
+            partner=partner,
+            as_of=as_of.date,
+            filters=filters,
+            settings=settings,
+            trend_days=trend_days,
+            page_number=request.GET.get("page"),
+        )
+    return render(request, "metrics/analytics.html", context)
 
 
 @require_action(Action.TRIGGER_RECOMPUTE)

@@ -4,9 +4,13 @@ from the JSON the template renders with `json_script` (no inline script, no CDN)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import plotly.graph_objects as go
+
+from customers.models import Family
+from metrics.numbers import pct
 
 # One look for every chart of the product.
 LAYOUT: dict[str, Any] = {
@@ -24,3 +28,29 @@ def figure_data(figure: go.Figure) -> dict[str, Any]:
     """The figure as plain JSON data for `json_script`, with the product's layout."""
     figure.update_layout(**LAYOUT)
     return json.loads(figure.to_json())
+
+
+def chart_pct(numerator: int, denominator: int) -> float | None:
+    """A chart point: the pages' own rounded figure (`pct`); undefined is a gap."""
+    figure = pct(numerator, denominator)
+    return float(figure) if figure else None
+
+
+def percent_trend_figure(rows: Iterable[Any]) -> dict[str, Any] | None:
+    """Deployment % and usage % per family over time, from snapshot rows (family grain or
+    portfolio grain) ordered by family and date; None without rows."""
+    series: dict[str, list[Any]] = {}
+    for row in rows:
+        series.setdefault(row.family, []).append(row)
+    if not series:
+        return None
+    figure = go.Figure()
+    for family, points in series.items():
+        label = Family(family).label
+        dates = [p.as_of.isoformat() for p in points]
+        deployment = [chart_pct(p.assigned_licenses, p.sold_licenses) for p in points]
+        usage = [chart_pct(p.active_users, p.entitled_users) for p in points]
+        figure.add_scatter(x=dates, y=deployment, mode="lines", name=f"{label} deployment %")
+        figure.add_scatter(x=dates, y=usage, mode="lines", name=f"{label} usage %", line={"dash": "dot"})
+    figure.update_layout(yaxis_title="%", yaxis_rangemode="tozero", hovermode="x unified")
+    return figure_data(figure)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Partner
@@ -23,3 +25,11 @@ class PartnerCommand(BaseCommand):
             return Partner.objects.get(slug=slug)
         except Partner.DoesNotExist:
             raise CommandError(f"No partner with slug '{slug}'.") from None
+
+
+def iso_date(value: str) -> dt.date:
+    """An argparse type: a YYYY-MM-DD date, or an error that says what is wrong."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"'{value}' is not a date in YYYY-MM-DD form.") from None

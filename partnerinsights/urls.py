@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as account_views
 from customers import api as customers_api
+from exports import views as export_views
 from metrics import api as metrics_api
 from metrics import views as metrics_views
 
@@ -37,6 +38,9 @@ urlpatterns = [
     path("imports/", include("customers.import_urls")),
     path("status/", include("metrics.urls")),
     path("settings/", metrics_views.settings_edit, name="settings"),
+    path("analytics/", metrics_views.analytics, name="analytics"),
+    path("analytics/export.csv", export_views.portfolio_csv, name="analytics_export"),
+    path("analytics/inactive.csv", export_views.inactive_csv, name="analytics_inactive_export"),
     path("api/", include((api_urlpatterns, "api"))),
     path("admin/", admin.site.urls),
 ]

@@ -3,6 +3,7 @@ and change nothing; anonymous page requests go to the login page."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 
@@ -15,17 +16,23 @@ from accounts.models import ApiToken
 from accounts.roles import Role
 from customers.models import Customer, ImportRun
 from metrics.models import InsightSettings, RecomputeRun, SkuSetting
+from metrics.services import metrics_recompute
 from tests import factories
 from tests.conftest import client_for, log_in
 
 GA, UA, AA, SA = Role.GLOBAL_ADMIN, Role.USER_ADMIN, Role.ADMIN_AGENT, Role.SALES_AGENT
 StaffUser = get_user_model()
+SNAPSHOT_DAY = dt.date(2024, 6, 30)  # not yesterday, which trigger_recompute must add
 
 # action -> roles allowed (SPEC §4, as a table)
 MATRIX: dict[str, set[Role]] = {
     "view_customers": {GA, UA, AA, SA},
     "view_own_subscriptions": {GA, UA, AA, SA},
     "view_insights": {GA, UA, AA, SA},
+    "view_analytics": {GA, UA, AA, SA},
+    "download_portfolio_csv": {GA, UA, AA, SA},
+    "download_customer_csv": {GA, UA, AA, SA},
+    "download_inactive_csv": {GA, UA, AA, SA},
     "open_settings": {GA, AA},
     "edit_settings": {GA, AA},
     "open_import_page": {GA, AA},
@@ -76,6 +83,14 @@ def _act(action: str, client, world: dict):
         return client.get(f"/customers/{customer.pk}/subscriptions/")
     if action == "view_insights":
         return client.get(f"/customers/{customer.pk}/insights/")
+    if action == "view_analytics":
+        return client.get("/analytics/?family=office365")
+    if action == "download_portfolio_csv":
+        return client.get("/analytics/export.csv?grain=family")
+    if action == "download_customer_csv":
+        return client.get(f"/customers/{customer.pk}/export.csv")
+    if action == "download_inactive_csv":
+        return client.get(f"/customers/{customer.pk}/inactive.csv?days=90")
     if action == "open_settings":
         return client.get("/settings/")
     if action == "edit_settings":
@@ -124,6 +139,7 @@ def _act_api(action: str, client, customer):
 def world(partner, staff):
     customer = factories.CustomerFactory(partner=partner)
     factories.SubscriptionFactory(customer=customer)
+    metrics_recompute(partner=partner, as_of=SNAPSHOT_DAY, trigger="test")  # something to export
     target = StaffUser.objects.create_user("target@alpha.example", "x-Very-long-pass-1", partner=partner, role=SA)
     return {"customer": customer, "target": target, "staff": staff}
 
@@ -147,7 +163,19 @@ def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
 
 @pytest.mark.parametrize(
     "path",
-    ["/customers/", "/imports/", "/staff/", "/settings/", "/customers/1/subscriptions/", "/customers/1/insights/"],
+    [
+        "/customers/",
+        "/imports/",
+        "/staff/",
+        "/settings/",
+        "/customers/1/subscriptions/",
+        "/customers/1/insights/",
+        "/customers/1/export.csv",
+        "/customers/1/inactive.csv",
+        "/analytics/",
+        "/analytics/export.csv",
+        "/analytics/inactive.csv",
+    ],
 )
 def test_anonymous_page_requests_redirect_to_login(client, path):
     response = client.get(path)

@@ -29,6 +29,11 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "customers:list": None,
     "customers:insights": lambda b: {"customer_id": b["customer"].pk},
     "customers:subscriptions": lambda b: {"customer_id": b["customer"].pk},
+    "customers:export": lambda b: {"customer_id": b["customer"].pk},
+    "customers:inactive_export": lambda b: {"customer_id": b["customer"].pk},
+    "analytics": None,
+    "analytics_export": None,
+    "analytics_inactive_export": None,
     "imports:index": None,
     "imports:detail": lambda b: {"run_id": b["run"].pk},
     "metrics:status": None,
@@ -138,6 +143,14 @@ PAGE_LISTS = [
     "/staff/",
     "/status/",
     "/settings/",
+    "/analytics/",
+    "/analytics/?kind=low_adoption&family=office365",
+    "/analytics/?sku=ENTERPRISEPACK&usage_min=0",
+    "/analytics/export.csv",
+    "/analytics/export.csv?grain=workload",
+    "/analytics/export.csv?grain=family&usage_min=0",
+    "/analytics/export.csv?sku=ENTERPRISEPACK",
+    "/analytics/inactive.csv?days=180",
     "insights",
     "/accounts/tokens/",
 ]
@@ -160,9 +173,20 @@ def test_lists_never_show_other_partners_rows(alpha_client, bravo, partner, path
         path = f"/customers/{Customer.objects.get(partner=partner).pk}/insights/?inactive_days=30"
     response = alpha_client.get(path)
     assert response.status_code == 200
-    assert MARKER not in response.content.decode()
+    assert MARKER not in body_of(response)
     if path.startswith("/api/") and "search=ZZ" in path:
         assert response.json()["count"] == 0
+
+
+def body_of(response) -> str:
+    return (b"".join(response.streaming_content) if response.streaming else response.content).decode()
+
+
+def test_exports_hold_only_own_rows(alpha_admin, bravo):
+    for grain in ("sku", "workload", "family"):
+        lines = body_of(alpha_admin.get(f"/analytics/export.csv?grain={grain}")).splitlines()
+        assert [line.split(",")[1:3] for line in lines[1:]] == [["C1", "Alpha Customer"]] * (len(lines) - 1)
+        assert len(lines) > 1
 
 
 def test_customer_list_counts_only_own_customers(alpha_admin, bravo):

@@ -7,14 +7,7 @@ from django_scopes import scope
 from accounts.models import Partner
 from metrics.models import RecomputeRun
 from metrics.services import GaveUp, date_range, metrics_recompute_dates, yesterday
-from partnerinsights.commands import PartnerCommand
-
-
-def iso_date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"'{value}' is not a date in YYYY-MM-DD form.") from None
+from partnerinsights.commands import PartnerCommand, iso_date
 
 
 class Command(PartnerCommand):

@@ -1,0 +1,101 @@
+"""CSV downloads (SPEC §7, §8): the portfolio at any grain with the analytics page's filters, one
+customer's numbers, and inactive licensed users. Every download streams."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound, StreamingHttpResponse
+
+from accounts.roles import Action, require_action
+from customers.models import Customer
+from customers.selectors import customer_get
+from exports.inactive import inactive_filename, inactive_lines
+from exports.portfolio import ExportError, export_date, export_filename, grain_of, portfolio_lines
+from metrics.filters import matching_customers, sku_choices
+from metrics.forms import AnalyticsFilterForm
+from metrics.models import InactivityDays
+from metrics.selectors import insight_settings
+
+
+def csv_response(lines: Iterator[bytes], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"  # tenant data: never kept by a shared cache
+    return response
+
+
+def _refused(message: str, *, missing: bool = False) -> HttpResponse:
+    response_class = HttpResponseNotFound if missing else HttpResponseBadRequest
+    return response_class(message, content_type="text/plain; charset=utf-8")
+
+
+def _as_of(request: HttpRequest) -> dt.date | None:
+    """`?as_of=`, or None; ValueError for a malformed date."""
+    value = request.GET.get("as_of")
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        raise ValueError(f"as_of: '{value}' is not a date in YYYY-MM-DD form.") from None
+
+
+@require_action(Action.DOWNLOAD_EXPORTS)
+def portfolio_csv(request: HttpRequest) -> HttpResponse:
+    """`/analytics/export.csv?grain=&as_of=` with the analytics page's filters."""
+    partner = request.partner
+    form = AnalyticsFilterForm(request.GET, skus=sku_choices(partner=partner))
+    try:
+        grain = grain_of(request.GET.get("grain"))
+        requested = _as_of(request)
+    except ValueError as error:
+        return _refused(str(error))
+    if not form.is_valid():
+        return _refused(f"Invalid filters: {form.error_text()}")
+    try:
+        as_of = export_date(partner=partner, requested=requested)
+    except ExportError as error:
+        return _refused(str(error), missing=True)
+    filters = form.filters()
+    customers = None
+    if filters.narrows_customers:
+        customers = matching_customers(
+            partner=partner, as_of=as_of, filters=filters, settings=insight_settings(partner=partner)
+        )
+    lines = portfolio_lines(partner=partner, as_of=as_of, grain=grain, filters=filters, customers=customers)
+    return csv_response(lines, export_filename(partner=partner, as_of=as_of, grain=grain))
+
+
+@require_action(Action.DOWNLOAD_EXPORTS)
+def customer_csv(request: HttpRequest, customer_id: int) -> HttpResponse:
+    """One customer's rows of the portfolio export (`?grain=`, `?as_of=`)."""
+    partner = request.partner
+    customer = customer_get(partner=partner, customer_id=customer_id)
+    try:
+        grain = grain_of(request.GET.get("grain"))
+        as_of = export_date(partner=partner, requested=_as_of(request))
+    except ValueError as error:
+        return _refused(str(error))
+    except ExportError as error:
+        return _refused(str(error), missing=True)
+    one = Customer.objects.filter(pk=customer.pk)
+    lines = portfolio_lines(partner=partner, as_of=as_of, grain=grain, customers=one)
+    return csv_response(lines, export_filename(partner=partner, as_of=as_of, grain=grain, customer=customer))
+
+
+@require_action(Action.DOWNLOAD_EXPORTS)
+def inactive_csv(request: HttpRequest, customer_id: int | None = None) -> HttpResponse:
+    """Inactive licensed users (SPEC §8) of the portfolio or one customer (`?as_of=`, `?days=`)."""
+    partner = request.partner
+    customer = customer_get(partner=partner, customer_id=customer_id) if customer_id is not None else None
+    days_text = request.GET.get("days") or str(insight_settings(partner=partner).inactivity_days)
+    if not days_text.isdigit() or int(days_text) not in InactivityDays.values:
+        return _refused(f"days: '{days_text}' is not one of {', '.join(map(str, InactivityDays.values))}.")
+    try:
+        as_of = export_date(partner=partner, requested=_as_of(request))
+    except ValueError as error:
+        return _refused(str(error))
+    except ExportError as error:
+        return _refused(str(error), missing=True)
+    lines = inactive_lines(partner=partner, as_of=as_of, days=int(days_text), customer=customer)
+    return csv_response(lines, inactive_filename(partner=partner, as_of=as_of, days=int(days_text), customer=customer))
