@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from accounts.models import Partner
-from customers.models import INSIGHT_FAMILIES, Customer, Workload
+from customers.models import INSIGHT_FAMILIES, Customer, Workload, family_order
 from customers.selectors import renewal_list
 from metrics.explain import usage_explanation
 from metrics.models import FamilySnapshot, InsightSettings, SkuSetting, SkuSnapshot, WorkloadSnapshot
@@ -49,8 +49,8 @@ def insights_context(
     inactive_days: int,
 ) -> dict[str, Any]:
     """Everything the insights page shows of `customer` at `as_of`."""
-    families = list(
-        FamilySnapshot.objects.filter(customer=customer, as_of=as_of, family__in=INSIGHT_FAMILIES).order_by("family")
+    families = sorted(
+        FamilySnapshot.objects.filter(customer=customer, as_of=as_of, family__in=INSIGHT_FAMILIES), key=family_order
     )
     skus = [
         SkuLine(row, _price(sku_settings, row.product.sku))

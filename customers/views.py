@@ -8,6 +8,7 @@ from accounts.roles import Action, require_action
 from customers import selectors
 from customers.forms import CustomerFilterForm
 from customers.insights import TREND_DAYS, insights_context
+from customers.models import Family
 from customers.selectors import CUSTOMER_SORTS
 from metrics.models import InactivityDays
 from metrics.recommendations import Kind, recommendation_list
@@ -24,7 +25,12 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     filters = CustomerFilterForm(request.GET).values()
     as_of = latest_snapshot_date(partner=partner)
     settings = insight_settings(partner=partner)
-    recommendations = recommendation_list(partner=partner, as_of=as_of, settings=settings) if as_of else []
+    # Badges and the recommendation filter follow the family shown (support load: the whole customer).
+    recommendations = [
+        r
+        for r in (recommendation_list(partner=partner, as_of=as_of, settings=settings) if as_of else [])
+        if r.family in (filters["family"], "")
+    ]
     customers = selectors.customer_overview(
         partner=partner,
         as_of=as_of,
@@ -48,6 +54,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "as_of": as_of,
         "next_sort": {key: _next_sort(key, filters["sort"]) for key in CUSTOMER_SORTS},
         "filtered": any(filters[key] for key in ("q", "usage", "kind")),
+        "family_label": Family(filters["family"]).label,
     }
     return render(request, "customers/customer_list.html", context)
 

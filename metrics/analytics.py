@@ -19,7 +19,7 @@ from django.db.models import Case, Count, DecimalField, F, IntegerField, OuterRe
 from django.db.models.functions import Lower
 
 from accounts.models import Partner
-from customers.models import Family
+from customers.models import Family, family_order
 from customers.selectors import renewal_list
 from metrics.filters import PortfolioFilters, matching_customers, matching_family_rows
 from metrics.models import InsightSettings, PortfolioSnapshot, SkuSetting, SkuSnapshot
@@ -68,7 +68,7 @@ def analytics_context(
     if narrowed is not None:
         renewals = renewals.filter(customer__in=narrowed.values("pk"))
     return {
-        "portfolio": list(PortfolioSnapshot.objects.filter(partner=partner, as_of=as_of).order_by("family")),
+        "portfolio": sorted(PortfolioSnapshot.objects.filter(partner=partner, as_of=as_of), key=family_order),
         "trend_chart": trend_figure(partner=partner, as_of=as_of, days=trend_days),
         "customer_count": customer_count,
         "bands": band_table(family_rows, families=filters.families, customer_count=customer_count),

@@ -37,7 +37,11 @@ def analytics(request: HttpRequest) -> HttpResponse:
         "trend_days": trend_days,
         "trend_choices": TREND_DAYS,
         "export_query": urlencode(filters.as_query()),
-        "grains": ("sku", "workload", "family"),
+        "grains": (
+            ("sku", "customer and SKU"),
+            ("workload", "customer and workload"),
+            ("family", "customer and family"),
+        ),
     }
     if as_of.date is not None:
         context |= analytics_context(

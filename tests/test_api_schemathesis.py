@@ -30,13 +30,13 @@ EXCLUDED_CHECKS = [positive_data_acceptance]
 
 
 @pytest.fixture
-def token(staff, alpha, bravo) -> str:  # noqa: F811
+def token(staff, alpha, bravo) -> str:
     """A Global admin's token of partner A (which has data); partner B exists beside it."""
     return account_services.api_token_create(user=staff[Role.GLOBAL_ADMIN], name="schemathesis")[1]
 
 
 @pytest.fixture
-def existing_ids(alpha, partner) -> dict[str, dict[str, int]]:  # noqa: F811
+def existing_ids(alpha, partner) -> dict[str, dict[str, int]]:
     """Path parameters naming partner A's real objects, so that 200 responses are checked too."""
     run = ImportRun.objects.create(partner=partner, origin=ImportRun.Origin.COMMAND, source_name="x", status="failed")
     customer = {"customer_id": alpha["customer"].pk}

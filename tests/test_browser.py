@@ -10,9 +10,11 @@ import os
 import shutil
 
 import pytest
+from django.core.management import call_command
 
 from accounts.models import StaffUser
 from accounts.roles import Role
+from customers.management.commands.generate_demo_data import DEMO_PASSWORD, DEMO_STAFF
 from tests.test_metrics import World
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -71,4 +73,33 @@ def test_log_in_open_insights_and_see_the_charts(live_server, browser_page, part
     assert page.locator(".chart-drawn .bars path, .chart-drawn .scatterlayer path").count() > 0
     assert page.locator('[data-family="office365"] [data-metric="usage_pct"]').inner_text() == "200.0%"
     assert "Why usage passes 100%" in page.content()
+    assert page.console_errors == []
+
+
+def test_a_demo_login_walks_customers_insights_analytics_and_the_export(live_server, browser_page, tmp_path):
+    call_command("generate_demo_data", "--customers", "8", "--users", "160", "--days", "35", "--metrics-days", "2")
+    page = browser_page
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", DEMO_STAFF[Role.SALES_AGENT])
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    assert page.locator("nav.nav a").all_inner_texts() == ["Customers", "Analytics"]  # a sales agent's pages
+
+    page.locator("table a[href$='/insights/']").first.click()
+    page.wait_for_selector(".chart-drawn svg.main-svg")
+    page.get_by_role("link", name="Analytics").click()
+    page.wait_for_url("**/analytics/")
+    page.wait_for_function("document.querySelectorAll('.chart-drawn svg.main-svg').length >= 3")
+    assert page.locator("[data-figure]").count() == 3
+    assert page.locator('[data-family="office365"] [data-metric="usage_pct"]').inner_text().endswith("%")
+
+    page.select_option("form.export select[name=grain]", "family")
+    with page.expect_download() as download:
+        page.click("form.export button[type=submit]")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    lines = saved.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("as_of,customer_id,customer_name,product_family,sold_licenses")
+    assert len(lines) > 5
+    assert saved.name.startswith("partner-insights_demo_family_")
     assert page.console_errors == []

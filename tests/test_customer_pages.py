@@ -263,7 +263,7 @@ class TestCustomerList:
         alpha = text.split(">alpha</a>", 1)[1].split("</tr>", 1)[0]
         assert re.findall(r'<td class="num[^"]*">([^<]*)</td>', alpha) == ["40", "20", "20", "2", "50.0", "10.0", "20"]
         assert 'class="badge rec-low_adoption"' in alpha
-        assert "no data" in text.split(">Delta without data</a>", 1)[1].split("</tr>", 1)[0]
+        assert "no Office 365 data on 2024-06-30" in text.split(">Delta without data</a>", 1)[1].split("</tr>", 1)[0]
         for world in customers.values():
             customer = getattr(world, "customer", world)
             assert f'href="/customers/{customer.pk}/insights/"' in text
@@ -285,6 +285,22 @@ class TestCustomerList:
         assert self.names(admin_client, "?kind=low_adoption") == ["alpha"]
         assert self.names(admin_client, "?kind=growth") == ["Beta", "Gamma"]
         assert self.names(admin_client, "?family=dynamics365&usage=none") == self.names(admin_client)
+
+    def test_badges_and_the_recommendation_filter_follow_the_family_shown(self, admin_client, partner, customers):
+        gamma = customers["Gamma"]
+        dynamics = gamma.sub("DYN365_ENTERPRISE_SALES", quantity=30)
+        gamma.licensed(dynamics, active=False)
+        gamma.compute()  # Gamma: Office 365 growth, Dynamics 365 low adoption
+        office = page(admin_client, "/customers/").split(">Gamma</a>", 1)[1].split("</tr>", 1)[0]
+        assert "rec-growth" in office
+        assert "rec-low_adoption" not in office
+        dynamics_page = page(admin_client, "/customers/?family=dynamics365")
+        row = dynamics_page.split(">Gamma</a>", 1)[1].split("</tr>", 1)[0]
+        assert "rec-low_adoption" in row
+        assert "rec-growth" not in row
+        assert "no Dynamics 365 data on 2024-06-30" in dynamics_page.split(">Beta</a>", 1)[1].split("</tr>", 1)[0]
+        assert self.names(admin_client, "?kind=low_adoption") == ["alpha"]
+        assert self.names(admin_client, "?family=dynamics365&kind=low_adoption") == ["Gamma"]
 
     def test_pagination_keeps_the_filters(self, admin_client, partner, customers, monkeypatch):
         monkeypatch.setattr("customers.views.CUSTOMERS_PER_PAGE", 2)
