@@ -18,7 +18,7 @@ from exports import tasks
 from exports.models import ReportDelivery, ReportSchedule
 from exports.portfolio import portfolio_lines
 from exports.reports import reports_send_due
-from tests.conftest import PASSWORD
+from tests.conftest import MARKER, PASSWORD, client_for
 from tests.test_exports import portfolio  # noqa: F401 (a fixture: three customers with snapshots)
 from tests.test_metrics import D
 
@@ -160,3 +160,36 @@ def test_the_beat_sends_the_reports_due_at_six(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["scheduled-reports"]
     assert entry["task"] == "exports.send_scheduled_reports"
     assert (entry["schedule"].hour, entry["schedule"].minute) == ({6}, {0})
+
+
+class TestSchedulePage:
+    def test_shows_the_form_and_the_last_deliveries(self, admin_client, schedule):
+        reports_send_due(today=MONDAY)
+        response = admin_client.get("/settings/reports/")
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "2024-W28" in page
+        assert "gone@alpha.example" not in page  # only active staff can be chosen
+        assert 'href="/settings/reports/"' in admin_client.get("/settings/").content.decode()
+
+    @pytest.mark.parametrize("role", [Role.GLOBAL_ADMIN, Role.ADMIN_AGENT])
+    def test_saving_works(self, partner, staff, role):
+        chosen = [staff[Role.USER_ADMIN].pk, staff[Role.SALES_AGENT].pk]
+        response = client_for(staff[role]).post(
+            "/settings/reports/", {"cadence": "monthly", "grain": "sku", "recipients": chosen}
+        )
+        assert response.status_code == 302
+        saved = ReportSchedule.objects.get(partner=partner)
+        assert (saved.cadence, saved.grain) == ("monthly", "sku")
+        assert sorted(saved.recipients.values_list("pk", flat=True)) == sorted(chosen)
+
+    def test_another_partners_staff_is_an_invalid_choice(self, admin_client, partner, staff, bravo):
+        response = admin_client.post(
+            "/settings/reports/",
+            {"cadence": "weekly", "grain": "family", "recipients": [staff[Role.SALES_AGENT].pk, bravo["staff"].pk]},
+        )
+        assert response.status_code == 200
+        assert response.context["form"].errors["recipients"]
+        assert MARKER not in response.content.decode()
+        assert bravo["staff"].email not in response.content.decode()
+        assert not ReportSchedule.objects.exists()
