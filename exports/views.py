@@ -1,18 +1,23 @@
 """CSV downloads (SPEC §7, §8): the portfolio at any grain with the analytics page's filters, one
-customer's numbers, and inactive licensed users. Every download streams."""
+customer's numbers, and inactive licensed users. Every download streams. And the page where a
+partner schedules its emailed reports (SPEC §8)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound, StreamingHttpResponse
+from django.shortcuts import redirect, render
 
 from accounts.roles import Action, require_action
 from customers.models import Customer
 from customers.selectors import customer_get
+from exports.forms import ReportScheduleForm
 from exports.inactive import inactive_filename, inactive_lines
 from exports.portfolio import ExportError, export_date, export_filename, grain_of, portfolio_lines
+from exports.selectors import report_delivery_list, report_schedule_get
 from metrics.filters import matching_customers, sku_choices
 from metrics.forms import AnalyticsFilterForm
 from metrics.models import InactivityDays
@@ -99,3 +104,20 @@ def inactive_csv(request: HttpRequest, customer_id: int | None = None) -> HttpRe
         return _refused(str(error), missing=True)
     lines = inactive_lines(partner=partner, as_of=as_of, days=int(days_text), customer=customer)
     return csv_response(lines, inactive_filename(partner=partner, as_of=as_of, days=int(days_text), customer=customer))
+
+
+RECENT_DELIVERIES = 20
+
+
+@require_action(Action.EDIT_SETTINGS)
+def report_schedule(request: HttpRequest) -> HttpResponse:
+    """`/settings/reports/`: whether, how often and to whom the portfolio report is emailed."""
+    partner = request.partner
+    data = request.POST if request.method == "POST" else None
+    form = ReportScheduleForm(data, instance=report_schedule_get(partner=partner), partner=partner)
+    if data is not None and form.is_valid():
+        form.save()
+        messages.success(request, "Report schedule saved.")
+        return redirect("report_schedule")
+    deliveries = report_delivery_list(partner=partner)[:RECENT_DELIVERIES]
+    return render(request, "exports/report_schedule.html", {"form": form, "deliveries": deliveries})

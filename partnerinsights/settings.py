@@ -221,13 +221,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: one at a time per process
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_QUEUE_DIR / "beat-schedule")
+
+
+def daily_at(hh_mm: str) -> crontab:
+    """A daily crontab at HH:MM (in CELERY_TIMEZONE)."""
+    hour, minute = hh_mm.split(":")
+    return crontab(hour=hour, minute=minute)
+
+
 # The nightly recomputation of yesterday, for every partner (HH:MM in TIME_ZONE).
 METRICS_NIGHTLY_AT = os.environ.get("METRICS_NIGHTLY_AT", "02:00")
+# The scheduled reports due today (weekly on Mondays, monthly on the 1st), after the nightly run.
+REPORTS_AT = os.environ.get("REPORTS_AT", "06:00")
 CELERY_BEAT_SCHEDULE = {
-    "nightly-recompute": {
-        "task": "metrics.nightly_recompute",
-        "schedule": crontab(hour=METRICS_NIGHTLY_AT.split(":")[0], minute=METRICS_NIGHTLY_AT.split(":")[1]),
-    },
+    "nightly-recompute": {"task": "metrics.nightly_recompute", "schedule": daily_at(METRICS_NIGHTLY_AT)},
+    "scheduled-reports": {"task": "exports.send_scheduled_reports", "schedule": daily_at(REPORTS_AT)},
 }
 
 # The REST API (/api/): tokens first, so an anonymous request is a 401 with

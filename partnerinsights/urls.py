@@ -38,6 +38,7 @@ urlpatterns = [
     path("imports/", include("customers.import_urls")),
     path("status/", include("metrics.urls")),
     path("settings/", metrics_views.settings_edit, name="settings"),
+    path("settings/reports/", export_views.report_schedule, name="report_schedule"),
     path("analytics/", metrics_views.analytics, name="analytics"),
     path("analytics/export.csv", export_views.portfolio_csv, name="analytics_export"),
     path("analytics/inactive.csv", export_views.inactive_csv, name="analytics_inactive_export"),

@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from accounts.models import ApiToken
 from accounts.roles import Role
 from customers.models import Customer, ImportRun
+from exports.models import ReportSchedule
 from metrics.models import InsightSettings, RecomputeRun, SkuSetting
 from metrics.services import metrics_recompute
 from tests import factories
@@ -35,6 +36,8 @@ MATRIX: dict[str, set[Role]] = {
     "download_inactive_csv": {GA, UA, AA, SA},
     "open_settings": {GA, AA},
     "edit_settings": {GA, AA},
+    "open_report_schedule": {GA, AA},
+    "edit_report_schedule": {GA, AA},
     "open_import_page": {GA, AA},
     "import_data": {GA, AA},
     "view_data_status": {GA, AA},
@@ -72,6 +75,8 @@ def _state() -> tuple:
         list(InsightSettings.objects.values_list("low_usage_pct", flat=True)),
         list(SkuSetting.objects.values_list("sku", "monthly_price", "excluded")),
         ApiToken.objects.count(),
+        list(ReportSchedule.objects.values_list("cadence", "grain")),
+        sorted(ReportSchedule.recipients.through.objects.values_list("staffuser__email", flat=True)),
     )
 
 
@@ -95,6 +100,10 @@ def _act(action: str, client, world: dict):
         return client.get("/settings/")
     if action == "edit_settings":
         return client.post("/settings/", {**factories.SETTINGS_FORM, **SKU_FORM})
+    if action == "open_report_schedule":
+        return client.get("/settings/reports/")
+    if action == "edit_report_schedule":
+        return client.post("/settings/reports/", {"cadence": "weekly", "grain": "sku", "recipients": [target.pk]})
     if action == "open_import_page":
         return client.get("/imports/")
     if action == "import_data":
@@ -168,6 +177,7 @@ def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
         "/imports/",
         "/staff/",
         "/settings/",
+        "/settings/reports/",
         "/customers/1/subscriptions/",
         "/customers/1/insights/",
         "/customers/1/export.csv",

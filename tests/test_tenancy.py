@@ -63,6 +63,7 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "api:recompute-run-list": None,
     "api:recompute-run-detail": lambda b: {"pk": b["recompute"].pk},
     "settings": None,
+    "report_schedule": None,
     "favicon": None,
 }
 # Django's admin is for platform operators only and lives outside the tenant scope.
@@ -143,6 +144,7 @@ PAGE_LISTS = [
     "/staff/",
     "/status/",
     "/settings/",
+    "/settings/reports/",
     "/analytics/",
     "/analytics/?kind=low_adoption&family=office365",
     "/analytics/?sku=ENTERPRISEPACK&usage_min=0",
