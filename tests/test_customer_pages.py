@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import Activity, Customer, EndUser, LicenseAssignment
-from metrics.models import FamilySnapshot, InsightSettings, SkuSetting, SkuSnapshot
+from metrics.models import FamilySnapshot, InsightSettings, SkuSetting, SkuSnapshot, WorkloadSnapshot
 from metrics.numbers import pct
 from tests import factories
 from tests.test_metrics import LONG_AGO, W0, D, World
@@ -75,6 +75,12 @@ class TestInsightsNumbers:
                 row.usage_pct or "—",
                 f"{row.unused_licenses:,}",
             ]
+        workloads = WorkloadSnapshot.objects.filter(customer=world.customer, as_of=D)
+        assert workloads.count() > 1
+        for row in workloads:
+            cells = text.split(f'data-workload="{row.workload}"', 1)[1].split("</tr>", 1)[0]
+            shown = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", cells, re.S)]
+            assert shown[1:] == [f"{row.entitled_users:,}", f"{row.active_users:,}", row.usage_pct or "—"]
         assert metric(text, "office365", "sold_licenses") == "2,007"
         assert metric(text, "office365", "deployment_pct") == pct(38, 2007) + "%"
         assert "include licenses" in text or "every seller" in text
