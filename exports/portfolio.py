@@ -82,10 +82,10 @@ def snapshot_rows(
     as_of: dt.date,
     grain: str,
     filters: PortfolioFilters | None = None,
-    customers: QuerySet[Customer] | None = None,
+    customer_ids: list[int] | None = None,
 ) -> QuerySet:
     """The export's rows at `grain` as value tuples in export order: customer external id, name,
-    the grain's keys (the SKU's name after its sku), then the counts. `customers` narrows them
+    the grain's keys (the SKU's name after its sku), then the counts. `customer_ids` narrows them
     (the page's matching customers, or one customer)."""
     filters = filters or PortfolioFilters()
     spec = GRAINS[grain]
@@ -103,8 +103,8 @@ def snapshot_rows(
         rows = FamilySnapshot.objects.filter(family__in=filters.families)
         columns = ["family"]
     rows = rows.filter(_any_number(spec.numbers), partner=partner, as_of=as_of)
-    if customers is not None:
-        rows = rows.filter(customer__in=customers.values("pk"))
+    if customer_ids is not None:
+        rows = rows.filter(customer_id__in=customer_ids)
     order = ["customer__name", "customer__external_id", *spec.keys]
     return rows.order_by(*(_binary(path) for path in order)).values_list(
         "customer__external_id", "customer__name", *columns, *spec.numbers
@@ -117,7 +117,7 @@ def portfolio_lines(
     as_of: dt.date,
     grain: str,
     filters: PortfolioFilters | None = None,
-    customers: QuerySet[Customer] | None = None,
+    customer_ids: list[int] | None = None,
 ) -> Iterator[bytes]:
     """The CSV file of SPEC §7, line by line: BOM and header, then one line per row. It reads the
     database only while it is iterated, inside the partner's scope (a streaming response is
@@ -128,7 +128,7 @@ def portfolio_lines(
 
     def rows() -> Iterator[tuple]:
         with scope(partner=partner):
-            query = snapshot_rows(partner=partner, as_of=as_of, grain=grain, filters=filters, customers=customers)
+            query = snapshot_rows(partner=partner, as_of=as_of, grain=grain, filters=filters, customer_ids=customer_ids)
             for row in query.iterator(chunk_size=CHUNK_ROWS):
                 if licenses:
                     *text, sold, own, assigned, entitled, active = row

@@ -12,13 +12,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.shortcuts import redirect, render
 
 from accounts.roles import Action, require_action
-from customers.models import Customer
 from customers.selectors import customer_get
 from exports.forms import ReportScheduleForm
 from exports.inactive import inactive_filename, inactive_lines
 from exports.portfolio import ExportError, export_date, export_filename, grain_of, portfolio_lines
 from exports.selectors import report_delivery_list, report_schedule_get
-from metrics.filters import matching_customers, sku_choices
+from metrics.filters import matching_customer_ids, sku_choices
 from metrics.forms import AnalyticsFilterForm
 from metrics.models import InactivityDays
 from metrics.selectors import insight_settings
@@ -62,12 +61,10 @@ def portfolio_csv(request: HttpRequest) -> HttpResponse:
     except ExportError as error:
         return _refused(str(error), missing=True)
     filters = form.filters()
-    customers = None
-    if filters.narrows_customers:
-        customers = matching_customers(
-            partner=partner, as_of=as_of, filters=filters, settings=insight_settings(partner=partner)
-        )
-    lines = portfolio_lines(partner=partner, as_of=as_of, grain=grain, filters=filters, customers=customers)
+    ids = matching_customer_ids(
+        partner=partner, as_of=as_of, filters=filters, settings=insight_settings(partner=partner)
+    )
+    lines = portfolio_lines(partner=partner, as_of=as_of, grain=grain, filters=filters, customer_ids=ids)
     return csv_response(lines, export_filename(partner=partner, as_of=as_of, grain=grain))
 
 
@@ -83,8 +80,7 @@ def customer_csv(request: HttpRequest, customer_id: int) -> HttpResponse:
         return _refused(str(error))
     except ExportError as error:
         return _refused(str(error), missing=True)
-    one = Customer.objects.filter(pk=customer.pk)
-    lines = portfolio_lines(partner=partner, as_of=as_of, grain=grain, customers=one)
+    lines = portfolio_lines(partner=partner, as_of=as_of, grain=grain, customer_ids=[customer.pk])
     return csv_response(lines, export_filename(partner=partner, as_of=as_of, grain=grain, customer=customer))
 
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import plotly.graph_objects as go
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, DecimalField, F, IntegerField, OuterRef, Subquery, Sum, When
+from django.db.models import Case, Count, DecimalField, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, When
 from django.db.models.functions import Lower
 
 from accounts.models import Partner
-from customers.models import Family, family_order
+from customers.models import Customer, Family, family_order
 from customers.selectors import renewal_list
-from metrics.filters import PortfolioFilters, matching_customers, matching_family_rows
+from metrics.filters import PortfolioFilters, matching_customer_ids, matching_family_rows
 from metrics.models import InsightSettings, PortfolioSnapshot, SkuSetting, SkuSnapshot
 from metrics.numbers import BAND_LABELS, BANDS, band, pct
 from metrics.recommendations import Kind, recommendation_list
@@ -52,21 +52,18 @@ def analytics_context(
 ) -> dict[str, Any]:
     """Everything the analytics page shows at `as_of`; every panel but the headline and the
     trend (the whole portfolio) reads the customers that match `filters`."""
-    customers = matching_customers(partner=partner, as_of=as_of, filters=filters, settings=settings)
-    narrowed = customers if filters.narrows_customers else None
+    ids = matching_customer_ids(partner=partner, as_of=as_of, filters=filters, settings=settings)
     family_rows = list(
-        matching_family_rows(partner=partner, as_of=as_of, filters=filters)
-        .filter(customer__in=customers.values("pk"))
-        .values_list("customer_id", "customer__name", "family", *_NUMBERS)
+        _of_customers(matching_family_rows(partner=partner, as_of=as_of, filters=filters), ids).values_list(
+            "customer_id", "customer__name", "family", *_NUMBERS
+        )
     )
-    customer_count = customers.count()
+    customer_count = Customer.objects.filter(partner=partner).count() if ids is None else len(ids)
     inactive = inactive_user_summary(partner=partner, as_of=as_of, days=settings.inactivity_days)
-    if narrowed is not None:
-        inactive = {pk: value for pk, value in inactive.items() if pk in {row[0] for row in family_rows}}
+    if ids is not None:
+        inactive = {pk: value for pk, value in inactive.items() if pk in set(ids)}
     inactive_costs = [cost for _, cost in inactive.values() if cost is not None]
-    renewals = renewal_list(partner=partner, as_of=as_of)
-    if narrowed is not None:
-        renewals = renewals.filter(customer__in=narrowed.values("pk"))
+    renewals = _of_customers(renewal_list(partner=partner, as_of=as_of), ids)
     return {
         "portfolio": sorted(PortfolioSnapshot.objects.filter(partner=partner, as_of=as_of), key=family_order),
         "trend_chart": trend_figure(partner=partner, as_of=as_of, days=trend_days),
@@ -74,19 +71,24 @@ def analytics_context(
         "bands": band_table(family_rows, families=filters.families, customer_count=customer_count),
         "distribution_chart": distribution_figure(family_rows, families=filters.families, customers=customer_count),
         "scatter_chart": scatter_figure(family_rows),
-        "unused": unused_ranking(partner=partner, as_of=as_of, customers=narrowed),
+        "unused": unused_ranking(partner=partner, as_of=as_of, customer_ids=ids),
         "recommendation_counts": recommendation_counts(
-            partner=partner, as_of=as_of, settings=settings, filters=filters, customers=narrowed
+            partner=partner, as_of=as_of, settings=settings, filters=filters, customer_ids=ids
         ),
         "renewals": list(renewals[:RENEWALS_SHOWN]),
         "renewal_total": renewals.count(),
         "inactive_total": sum(users for users, _ in inactive.values()),
         "inactive_cost": sum(inactive_costs) if inactive_costs else None,
-        "page": customer_page(partner=partner, as_of=as_of, filters=filters, customers=customers, number=page_number),
+        "page": customer_page(partner=partner, as_of=as_of, filters=filters, customer_ids=ids, number=page_number),
     }
 
 
 _NUMBERS = ("sold_licenses", "assigned_licenses", "entitled_users", "active_users")
+
+
+def _of_customers(rows: QuerySet, ids: list[int] | None) -> QuerySet:
+    """`rows` of the matching customers (all of them when `ids` is None)."""
+    return rows if ids is None else rows.filter(customer_id__in=ids)
 
 
 def band_table(rows: list[tuple], *, families: tuple[str, ...], customer_count: int) -> list[dict[str, Any]]:
@@ -162,15 +164,13 @@ def trend_figure(*, partner: Partner, as_of: dt.date, days: int) -> dict[str, An
 
 
 def unused_ranking(
-    *, partner: Partner, as_of: dt.date, customers: Any | None, limit: int = TOP_UNUSED
+    *, partner: Partner, as_of: dt.date, customer_ids: list[int] | None, limit: int = TOP_UNUSED
 ) -> list[UnusedLine]:
     """The customers with the most unused seats at `as_of`, and what those cost a month at the
     partner's unit prices. One aggregate query."""
     price = SkuSetting.objects.filter(partner=partner, sku=OuterRef("product__sku")).values("monthly_price")[:1]
     rows = SkuSnapshot.objects.filter(partner=partner, as_of=as_of, product__family__in=PortfolioFilters().families)
-    if customers is not None:
-        rows = rows.filter(customer__in=customers.values("pk"))
-    rows = rows.annotate(
+    rows = _of_customers(rows, customer_ids).annotate(
         unused_seats=Case(
             When(sold_licenses__gt=F("assigned_licenses"), then=F("sold_licenses") - F("assigned_licenses")),
             default=0,
@@ -201,10 +201,15 @@ def _money(value: object) -> Decimal | None:
 
 
 def recommendation_counts(
-    *, partner: Partner, as_of: dt.date, settings: InsightSettings, filters: PortfolioFilters, customers: Any | None
+    *,
+    partner: Partner,
+    as_of: dt.date,
+    settings: InsightSettings,
+    filters: PortfolioFilters,
+    customer_ids: list[int] | None,
 ) -> list[tuple[Kind, int]]:
     """How many customers have each kind of recommendation at `as_of` (in the chosen families)."""
-    allowed = None if customers is None else set(customers.values_list("pk", flat=True))
+    allowed = None if customer_ids is None else set(customer_ids)
     families = set(filters.families) | {""}
     found = {
         (r.kind, r.customer_id)
@@ -216,12 +221,11 @@ def recommendation_counts(
 
 
 def customer_page(
-    *, partner: Partner, as_of: dt.date, filters: PortfolioFilters, customers: Any, number: str | None
+    *, partner: Partner, as_of: dt.date, filters: PortfolioFilters, customer_ids: list[int] | None, number: str | None
 ) -> Page:
     """The matching customers' family-grain rows, by name, a page at a time."""
     rows = (
-        matching_family_rows(partner=partner, as_of=as_of, filters=filters)
-        .filter(customer__in=customers.values("pk"))
+        _of_customers(matching_family_rows(partner=partner, as_of=as_of, filters=filters), customer_ids)
         .select_related("customer")
         .order_by(Lower("customer__name"), "customer__name", "customer__external_id", "family")
     )

@@ -47,7 +47,7 @@ The attached CSV has every customer's numbers at the family grain.
 
 
 @pytest.fixture
-def schedule(partner, staff, portfolio):  # noqa: F811
+def schedule(partner, staff, portfolio):
     """A weekly family-grain schedule for a Global admin, a Sales agent and someone deactivated."""
     gone = StaffUser.objects.create_user("gone@alpha.example", PASSWORD, partner=partner, role=Role.SALES_AGENT)
     gone.is_active = False
