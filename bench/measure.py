@@ -124,10 +124,14 @@ def _empty_database() -> None:
     """Removes every partner's data (TRUNCATE on PostgreSQL: deleting tens of millions of rows
     one by one would take longer than the benchmark); the shipped SKU catalog stays. The command
     (bench/run.py) runs only on a database named *bench*."""
-    tenant_tables = [
-        model._meta.db_table
+    tenant_models = [
+        model
         for model in apps.get_models()
         if any(field.name == "partner" for field in model._meta.fields) and model not in (Product, StaffUser)
+    ]
+    # Their many-to-many tables (report recipients) reference them, so they go in the same TRUNCATE.
+    tenant_tables = [model._meta.db_table for model in tenant_models] + [
+        field.remote_field.through._meta.db_table for model in tenant_models for field in model._meta.local_many_to_many
     ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
