@@ -45,8 +45,3 @@ def inactive_lines(*, partner: Partner, as_of: dt.date, days: int, customer: Cus
                 )
 
     return csv_lines(HEADER, rows(), TEXT_COLUMNS)
-
-
-def inactive_filename(*, partner: Partner, as_of: dt.date, days: int, customer: Customer | None = None) -> str:
-    owner = [f"customer-{customer.pk}"] if customer else []
-    return "_".join(["partner-insights", partner.slug, *owner, f"inactive-{days}d", as_of.isoformat()]) + ".csv"

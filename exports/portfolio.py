@@ -130,28 +130,16 @@ def portfolio_lines(
         with scope(partner=partner):
             query = snapshot_rows(partner=partner, as_of=as_of, grain=grain, filters=filters, customer_ids=customer_ids)
             for row in query.iterator(chunk_size=CHUNK_ROWS):
-                if licenses:
-                    *text, sold, own, assigned, entitled, active = row
-                    yield (
-                        day,
-                        *text,
-                        sold,
-                        own,
-                        assigned,
-                        entitled,
-                        active,
-                        pct(assigned, sold),
-                        pct(active, entitled),
-                    )
-                else:
-                    *text, entitled, active = row
-                    yield (day, *text, entitled, active, pct(active, entitled))
+                # A row ends with (sold, own, assigned,) entitled, active: the percentages follow.
+                usage = pct(row[-1], row[-2])
+                yield (day, *row, pct(row[-3], row[-5]), usage) if licenses else (day, *row, usage)
 
     return csv_lines(spec.header, rows(), spec.text_columns)
 
 
 def export_filename(*, partner: Partner, as_of: dt.date, grain: str, customer: Customer | None = None) -> str:
-    """`partner-insights_<partner>_<customer>_<grain>_<date>.csv`: safe characters only."""
+    """`partner-insights_<partner>_<customer>_<grain>_<date>.csv`: safe characters only (`grain`
+    may name another list, such as `inactive-30d`)."""
     parts = ["partner-insights", partner.slug, *([f"customer-{customer.pk}"] if customer else []), grain]
     return "_".join([*parts, as_of.isoformat()]) + ".csv"
 

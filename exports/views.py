@@ -5,16 +5,18 @@ partner schedules its emailed reports (SPEC §8)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.roles import Action, require_action
 from customers.selectors import customer_get
 from exports.forms import ReportScheduleForm
-from exports.inactive import inactive_filename, inactive_lines
+from exports.inactive import inactive_lines
 from exports.portfolio import ExportError, export_date, export_filename, grain_of, portfolio_lines
 from exports.selectors import report_delivery_list, report_schedule_get
 from metrics.filters import matching_customer_ids, sku_choices
@@ -30,36 +32,56 @@ def csv_response(lines: Iterator[bytes], filename: str) -> StreamingHttpResponse
     return response
 
 
-def _refused(message: str, *, missing: bool = False) -> HttpResponse:
-    response_class = HttpResponseNotFound if missing else HttpResponseBadRequest
-    return response_class(message, content_type="text/plain; charset=utf-8")
+class Refused(Exception):
+    """A download that cannot be made: the message names the parameter or the missing snapshot."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-def _as_of(request: HttpRequest) -> dt.date | None:
-    """`?as_of=`, or None; ValueError for a malformed date."""
+def refusing(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Answers a `Refused` download with its message as plain text (400, or 404 without snapshot)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Refused as refused:
+            return HttpResponse(str(refused), status=refused.status, content_type="text/plain; charset=utf-8")
+
+    return wrapper
+
+
+def _grain(request: HttpRequest) -> str:
+    try:
+        return grain_of(request.GET.get("grain"))
+    except ValueError as error:
+        raise Refused(str(error)) from None
+
+
+def _day(request: HttpRequest) -> dt.date:
+    """`?as_of=` if it has a snapshot, else the partner's latest snapshot date (SPEC §5)."""
     value = request.GET.get("as_of")
     try:
-        return dt.date.fromisoformat(value) if value else None
+        requested = dt.date.fromisoformat(value) if value else None
     except ValueError:
-        raise ValueError(f"as_of: '{value}' is not a date in YYYY-MM-DD form.") from None
+        raise Refused(f"as_of: '{value}' is not a date in YYYY-MM-DD form.") from None
+    try:
+        return export_date(partner=request.partner, requested=requested)
+    except ExportError as error:
+        raise Refused(str(error), status=404) from None
 
 
 @require_action(Action.DOWNLOAD_EXPORTS)
+@refusing
 def portfolio_csv(request: HttpRequest) -> HttpResponse:
     """`/analytics/export.csv?grain=&as_of=` with the analytics page's filters."""
     partner = request.partner
+    grain, as_of = _grain(request), _day(request)
     form = AnalyticsFilterForm(request.GET, skus=sku_choices(partner=partner))
-    try:
-        grain = grain_of(request.GET.get("grain"))
-        requested = _as_of(request)
-    except ValueError as error:
-        return _refused(str(error))
     if not form.is_valid():
-        return _refused(f"Invalid filters: {form.error_text()}")
-    try:
-        as_of = export_date(partner=partner, requested=requested)
-    except ExportError as error:
-        return _refused(str(error), missing=True)
+        raise Refused(f"Invalid filters: {form.error_text()}")
     filters = form.filters()
     ids = matching_customer_ids(
         partner=partner, as_of=as_of, filters=filters, settings=insight_settings(partner=partner)
@@ -69,37 +91,29 @@ def portfolio_csv(request: HttpRequest) -> HttpResponse:
 
 
 @require_action(Action.DOWNLOAD_EXPORTS)
+@refusing
 def customer_csv(request: HttpRequest, customer_id: int) -> HttpResponse:
     """One customer's rows of the portfolio export (`?grain=`, `?as_of=`)."""
     partner = request.partner
     customer = customer_get(partner=partner, customer_id=customer_id)
-    try:
-        grain = grain_of(request.GET.get("grain"))
-        as_of = export_date(partner=partner, requested=_as_of(request))
-    except ValueError as error:
-        return _refused(str(error))
-    except ExportError as error:
-        return _refused(str(error), missing=True)
+    grain, as_of = _grain(request), _day(request)
     lines = portfolio_lines(partner=partner, as_of=as_of, grain=grain, customer_ids=[customer.pk])
     return csv_response(lines, export_filename(partner=partner, as_of=as_of, grain=grain, customer=customer))
 
 
 @require_action(Action.DOWNLOAD_EXPORTS)
+@refusing
 def inactive_csv(request: HttpRequest, customer_id: int | None = None) -> HttpResponse:
     """Inactive licensed users (SPEC §8) of the portfolio or one customer (`?as_of=`, `?days=`)."""
     partner = request.partner
     customer = customer_get(partner=partner, customer_id=customer_id) if customer_id is not None else None
     days_text = request.GET.get("days") or str(insight_settings(partner=partner).inactivity_days)
     if not days_text.isdigit() or int(days_text) not in InactivityDays.values:
-        return _refused(f"days: '{days_text}' is not one of {', '.join(map(str, InactivityDays.values))}.")
-    try:
-        as_of = export_date(partner=partner, requested=_as_of(request))
-    except ValueError as error:
-        return _refused(str(error))
-    except ExportError as error:
-        return _refused(str(error), missing=True)
-    lines = inactive_lines(partner=partner, as_of=as_of, days=int(days_text), customer=customer)
-    return csv_response(lines, inactive_filename(partner=partner, as_of=as_of, days=int(days_text), customer=customer))
+        raise Refused(f"days: '{days_text}' is not one of {', '.join(map(str, InactivityDays.values))}.")
+    days, as_of = int(days_text), _day(request)
+    lines = inactive_lines(partner=partner, as_of=as_of, days=days, customer=customer)
+    filename = export_filename(partner=partner, as_of=as_of, grain=f"inactive-{days}d", customer=customer)
+    return csv_response(lines, filename)
 
 
 RECENT_DELIVERIES = 20

@@ -61,15 +61,17 @@ def analytics_context(
     customer_count = Customer.objects.filter(partner=partner).count() if ids is None else len(ids)
     inactive = inactive_user_summary(partner=partner, as_of=as_of, days=settings.inactivity_days)
     if ids is not None:
-        inactive = {pk: value for pk, value in inactive.items() if pk in set(ids)}
+        matching = set(ids)
+        inactive = {pk: value for pk, value in inactive.items() if pk in matching}
     inactive_costs = [cost for _, cost in inactive.values() if cost is not None]
     renewals = _of_customers(renewal_list(partner=partner, as_of=as_of), ids)
+    bands = band_table(family_rows, families=filters.families, customer_count=customer_count)
     return {
         "portfolio": sorted(PortfolioSnapshot.objects.filter(partner=partner, as_of=as_of), key=family_order),
         "trend_chart": trend_figure(partner=partner, as_of=as_of, days=trend_days),
         "customer_count": customer_count,
-        "bands": band_table(family_rows, families=filters.families, customer_count=customer_count),
-        "distribution_chart": distribution_figure(family_rows, families=filters.families, customers=customer_count),
+        "bands": bands,
+        "distribution_chart": distribution_figure(bands) if family_rows else None,
         "scatter_chart": scatter_figure(family_rows),
         "unused": unused_ranking(partner=partner, as_of=as_of, customer_ids=ids),
         "recommendation_counts": recommendation_counts(
@@ -110,13 +112,11 @@ def band_table(rows: list[tuple], *, families: tuple[str, ...], customer_count: 
     return table
 
 
-def distribution_figure(rows: list[tuple], *, families: tuple[str, ...], customers: int) -> dict[str, Any] | None:
-    """Customers per usage band and per deployment band, a bar per family."""
-    if not rows:
-        return None
+def distribution_figure(bands: list[dict[str, Any]]) -> dict[str, Any]:
+    """Customers per usage band and per deployment band (a `band_table`), a bar per family."""
     figure = go.Figure()
     labels = [BAND_LABELS[key] for key in BANDS]
-    for entry in band_table(rows, families=families, customer_count=customers):
+    for entry in bands:
         figure.add_bar(name=f"{entry['family']} usage", x=labels, y=[usage for *_, usage, _ in entry["bands"]])
         figure.add_bar(
             name=f"{entry['family']} deployment", x=labels, y=[deployment for *_, deployment in entry["bands"]]

@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.roles import Action, require_action
+from customers.insights import TREND_DAYS
 from customers.models import INSIGHT_FAMILIES, ImportRun, Product
 from customers.selectors import import_run_list
 from metrics import selectors, services
@@ -15,7 +16,6 @@ from metrics.forms import AnalyticsFilterForm, InsightSettingsForm, SkuSettingFo
 from metrics.models import RecomputeRun
 
 RECENT_RUNS = 30
-TREND_DAYS = (30, 90, 365)
 
 
 @require_action(Action.VIEW_INSIGHTS)
@@ -23,12 +23,11 @@ def analytics(request: HttpRequest) -> HttpResponse:
     """The portfolio at a glance (`/analytics/`), with the filters its CSV export shares."""
     partner = request.partner
     form = AnalyticsFilterForm(request.GET or None, skus=sku_choices(partner=partner))
-    valid = form.is_valid() if form.is_bound else True
     as_of = selectors.as_of_choice(partner=partner, requested=request.GET.get("as_of"))
     settings = selectors.insight_settings(partner=partner)
     trend = request.GET.get("trend", "")
     trend_days = int(trend) if trend.isdigit() and int(trend) in TREND_DAYS else 90
-    filters = form.filters() if form.is_bound and valid else PortfolioFilters()
+    filters = form.filters() if form.is_bound and form.is_valid() else PortfolioFilters()
     context = {
         "form": form,
         "as_of": as_of,
