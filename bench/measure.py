@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import tracemalloc
 from pathlib import Path
 
 from django.apps import apps
@@ -29,6 +30,7 @@ from customers.models import (
     ProductWorkload,
     Subscription,
 )
+from exports.portfolio import portfolio_lines
 from metrics import engine
 from metrics.services import date_range, metrics_recompute, metrics_recompute_dates
 
@@ -92,6 +94,7 @@ def run_benchmark(*, scale: Scale, runs: int, seed: int, reuse: bool) -> tuple[l
         figures.append(Figure("naive per-customer ORM loop, SKU grain", naive, "s", note, naive / floor))
         figures += _backfill(partner, recompute)
         figures += _pages(partner, runs)
+        figures += _export(partner, runs)
     return figures, facts
 
 
@@ -217,8 +220,31 @@ def _pages(partner: Partner, runs: int) -> list[Figure]:
     pages = {
         "page: customer list": "/customers/",
         f"page: insights of the largest customer ({largest[1]:,} users)": f"/customers/{largest[0]}/insights/",
+        "page: portfolio analytics": "/analytics/",
+        "page: portfolio analytics, filtered": "/analytics/?family=office365&usage_max=60&kind=low_adoption",
     }
     return [_page(client, name, url, runs) for name, url in pages.items()]
+
+
+def _export(partner: Partner, runs: int) -> list[Figure]:
+    """The portfolio CSV at its largest grain (workload): rows per second streamed, and the peak
+    of Python allocations while streaming (tracemalloc, in a run of its own)."""
+
+    def stream() -> int:
+        return sum(1 for _ in portfolio_lines(partner=partner, as_of=AS_OF, grain="workload")) - 1
+
+    rows = stream()
+    seconds = median_time(stream, runs)
+    tracemalloc.start()
+    try:
+        stream()
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    return [
+        Figure("portfolio CSV export, workload grain", rows / seconds, "rows/s", f"{rows:,} rows streamed"),
+        Figure("export: peak Python allocations", peak, "MiB", "tracemalloc, while streaming"),
+    ]
 
 
 def _largest_customer(partner: Partner) -> tuple[int, int]:
