@@ -19,7 +19,7 @@ from customers.selectors import renewal_list
 from metrics.explain import usage_explanation
 from metrics.models import FamilySnapshot, InsightSettings, SkuSetting, SkuSnapshot, WorkloadSnapshot
 from metrics.recommendations import recommendation_list
-from metrics.selectors import inactive_user_list
+from metrics.selectors import inactive_user_list, inactive_user_summary
 from partnerinsights.charts import chart_pct, figure_data, percent_trend_figure
 
 TREND_DAYS = (30, 90, 365)
@@ -61,12 +61,16 @@ def insights_context(
     workloads = sorted(
         WorkloadSnapshot.objects.filter(customer=customer, as_of=as_of), key=lambda w: Workload.values.index(w.workload)
     )
-    inactive = list(inactive_user_list(partner=partner, as_of=as_of, days=inactive_days, customer=customer))
+    inactive = list(
+        inactive_user_list(partner=partner, as_of=as_of, days=inactive_days, customer=customer, limit=INACTIVE_SHOWN)
+    )
+    inactive_total, inactive_cost = inactive_user_summary(
+        partner=partner, as_of=as_of, days=inactive_days, customer=customer
+    ).get(customer.pk, (0, None))
     over_100 = any(
         r.active_users > r.entitled_users for r in [*families, *(line.snapshot for line in skus), *workloads]
     )
     costs = [line.unused_cost for line in skus if line.unused_cost is not None]
-    inactive_costs = [user.monthly_cost for user in inactive if user.monthly_cost is not None]
     return {
         "families": families,
         "skus": skus,
@@ -77,9 +81,9 @@ def insights_context(
         ),
         "explanation": usage_explanation(customer=customer, as_of=as_of) if over_100 else None,
         "renewals": list(renewal_list(partner=partner, as_of=as_of, customer=customer)),
-        "inactive": inactive[:INACTIVE_SHOWN],
-        "inactive_total": len(inactive),
-        "inactive_cost": sum(inactive_costs) if inactive_costs else None,
+        "inactive": inactive,
+        "inactive_total": inactive_total,
+        "inactive_cost": inactive_cost,
         "workload_chart": workload_figure(workloads) if workloads else None,
         "trend_chart": trend_figure(customer=customer, as_of=as_of, days=trend_days),
     }

@@ -1,7 +1,8 @@
 """The metric engine: every number of SPEC §2 for one partner and one date, set-based.
 
 A fixed list of SQL statements per date, whatever the number of customers and users:
-two temporary tables of user-level facts, then one `INSERT … SELECT … GROUP BY` per grain.
+temporary tables of user-level facts, then one `INSERT … SELECT … GROUP BY` per grain and one
+for the inactive licensed users of SPEC §8.
 The statements take the partner and the dates as parameters and run on PostgreSQL and SQLite
 alike. The caller (`metrics.services`) runs them in one transaction after deleting the date,
 so readers never see a half-written day.
@@ -13,7 +14,10 @@ import datetime as dt
 
 from django.db import connection
 
+from metrics.models import InactiveSnapshot, InactivityDays
+
 WINDOW_DAYS = 28
+INACTIVITY_DAYS = sorted(InactivityDays.values)  # the periods of SPEC §8, shortest first
 INSIGHT_FAMILIES = "('office365', 'dynamics365')"
 
 # A subscription counted at D (SPEC §2): active, not a trial, started (or start unknown), not ended.
@@ -27,11 +31,14 @@ TEMP_TABLES = {
     "metric_active_workloads": "user_id bigint NOT NULL, workload varchar(20) NOT NULL",
     # One row per customer, insight-family SKU and user holding an assignment of that SKU that
     # overlaps W(D): entitled = current, active, on a counted subscription; active = activity in
-    # W(D) on a workload the SKU includes.
+    # W(D) on a workload the SKU includes; alerted = the partner did not exclude the SKU.
     "metric_user_facts": (
         "customer_id bigint NOT NULL, product_id bigint NOT NULL, user_id bigint NOT NULL, "
-        "entitled integer NOT NULL, active integer NOT NULL"
+        "entitled integer NOT NULL, active integer NOT NULL, alerted integer NOT NULL"
     ),
+    # Users entitled on alerted SKUs without activity on their workloads in W(D), with their last
+    # activity on those workloads in the longest inactivity period (empty: none in it).
+    "metric_idle_users": "customer_id bigint NOT NULL, user_id bigint NOT NULL, last_date date",
 }
 
 ACTIVE_WORKLOADS = """
@@ -40,13 +47,15 @@ ACTIVE_WORKLOADS = """
     WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s"""
 
 USER_FACTS = f"""
-    INSERT INTO metric_user_facts (customer_id, product_id, user_id, entitled, active)
+    INSERT INTO metric_user_facts (customer_id, product_id, user_id, entitled, active, alerted)
     SELECT s.customer_id, s.product_id, a.user_id,
            MAX(CASE WHEN a.state = 'active' AND {CURRENT} AND {COUNTED} THEN 1 ELSE 0 END),
-           MAX(CASE WHEN aw.user_id IS NULL THEN 0 ELSE 1 END)
+           MAX(CASE WHEN aw.user_id IS NULL THEN 0 ELSE 1 END),
+           MIN(CASE WHEN x.id IS NULL THEN 1 ELSE 0 END)
     FROM customers_licenseassignment a
     JOIN customers_subscription s ON s.id = a.subscription_id
     JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {INSIGHT_FAMILIES}
+    LEFT JOIN metrics_skusetting x ON x.partner_id = %(p)s AND x.sku = pr.sku AND x.excluded
     LEFT JOIN customers_productworkload pw ON pw.product_id = s.product_id
     LEFT JOIN metric_active_workloads aw ON aw.user_id = a.user_id AND aw.workload = pw.workload
     WHERE a.partner_id = %(p)s AND a.assigned_on <= %(d)s AND (a.removed_on IS NULL OR a.removed_on > %(w)s)
@@ -127,6 +136,47 @@ WORKLOAD_GRAIN = """
     GROUP BY customer_id, workload
     HAVING SUM(entitled) + SUM(active) > 0"""
 
+# Inactive licensed users (SPEC §8): a user active in W(D) on a workload of their alerted SKUs is
+# active for every period (the shortest is 30 days), so only the others are looked up further
+# back, each through the activity primary key (user_id, activity_date, workload): few rows, since
+# they are idle. A user whose SKUs include no workload is idle with no last date.
+IDLE_USERS = """
+    INSERT INTO metric_idle_users (customer_id, user_id, last_date)
+    SELECT idle.customer_id, idle.user_id, MAX(act.activity_date)
+    FROM (
+        SELECT customer_id, user_id FROM metric_user_facts WHERE entitled = 1 AND alerted = 1
+        GROUP BY customer_id, user_id HAVING MAX(active) = 0
+    ) idle
+    JOIN metric_user_facts f ON f.user_id = idle.user_id AND f.entitled = 1 AND f.alerted = 1
+    LEFT JOIN customers_productworkload pw ON pw.product_id = f.product_id
+    LEFT JOIN customers_activity act ON act.user_id = idle.user_id AND act.workload = pw.workload
+        AND act.activity_date BETWEEN %(lookback)s AND %(d)s
+    GROUP BY idle.customer_id, idle.user_id"""
+
+
+# Per customer (each user once, no product) and per alerted SKU the users hold: how many are idle
+# since D-N+1 for each period N. `last_date` is never after D-28, so users active in W(D) never
+# count, and a user idle for a longer period is idle for the shorter ones: a group with nobody
+# idle for the shortest has nobody idle at all.
+def _idle_count(days: int) -> str:
+    return f"SUM(CASE WHEN i.last_date IS NULL OR i.last_date < %(since_{days})s THEN 1 ELSE 0 END)"
+
+
+_IDLE_COUNTS = ", ".join(_idle_count(days) for days in INACTIVITY_DAYS)
+INACTIVE_GRAIN = f"""
+    INSERT INTO metrics_inactivesnapshot (partner_id, customer_id, product_id, as_of,
+        {", ".join(InactiveSnapshot.column(days) for days in INACTIVITY_DAYS)})
+    SELECT %(p)s, i.customer_id, NULL, %(d)s, {_IDLE_COUNTS}
+    FROM metric_idle_users i
+    GROUP BY i.customer_id
+    HAVING {_idle_count(INACTIVITY_DAYS[0])} > 0
+    UNION ALL
+    SELECT %(p)s, i.customer_id, f.product_id, %(d)s, {_IDLE_COUNTS}
+    FROM metric_idle_users i
+    JOIN metric_user_facts f ON f.user_id = i.user_id AND f.entitled = 1 AND f.alerted = 1
+    GROUP BY i.customer_id, f.product_id
+    HAVING {_idle_count(INACTIVITY_DAYS[0])} > 0"""
+
 # Sums of the customers' family rows: percentages come from these sums, never from a mean.
 PORTFOLIO_GRAIN = """
     INSERT INTO metrics_portfoliosnapshot (partner_id, family, as_of, sold_licenses, own_sold_licenses,
@@ -137,18 +187,38 @@ PORTFOLIO_GRAIN = """
     GROUP BY family"""
 
 SNAPSHOT_TABLES = (
+    "metrics_inactivesnapshot",
     "metrics_portfoliosnapshot",
     "metrics_familysnapshot",
     "metrics_workloadsnapshot",
     "metrics_skusnapshot",
 )
-ANALYZED_AFTER = {ACTIVE_WORKLOADS: "metric_active_workloads", USER_FACTS: "metric_user_facts"}
-STATEMENTS = (ACTIVE_WORKLOADS, USER_FACTS, SKU_GRAIN, FAMILY_GRAIN, WORKLOAD_GRAIN, PORTFOLIO_GRAIN)
+ANALYZED_AFTER = {
+    ACTIVE_WORKLOADS: "metric_active_workloads",
+    USER_FACTS: "metric_user_facts",
+    IDLE_USERS: "metric_idle_users",
+}
+STATEMENTS = (
+    ACTIVE_WORKLOADS,
+    USER_FACTS,
+    SKU_GRAIN,
+    FAMILY_GRAIN,
+    WORKLOAD_GRAIN,
+    PORTFOLIO_GRAIN,
+    IDLE_USERS,
+    INACTIVE_GRAIN,
+)
 
 
 def compute_date(*, partner_id: int, as_of: dt.date) -> None:
     """Replaces every snapshot of `partner_id` at `as_of`. Call inside a transaction."""
-    params = {"p": partner_id, "d": as_of, "w": as_of - dt.timedelta(days=WINDOW_DAYS - 1)}
+    params = {
+        "p": partner_id,
+        "d": as_of,
+        "w": as_of - dt.timedelta(days=WINDOW_DAYS - 1),
+        "lookback": as_of - dt.timedelta(days=INACTIVITY_DAYS[-1] - 1),
+        **{f"since_{days}": as_of - dt.timedelta(days=days - 1) for days in INACTIVITY_DAYS},
+    }
     with connection.cursor() as cursor:
         for table, columns in TEMP_TABLES.items():
             cursor.execute(f"DROP TABLE IF EXISTS {table}")

@@ -95,6 +95,54 @@ class PortfolioSnapshot(Licenses):
         constraints = [models.UniqueConstraint(fields=["partner", "family", "as_of"], name="portfolio_snapshot_key")]
 
 
+class InactivityDays(models.IntegerChoices):
+    DAYS_30 = 30, "30 days"
+    DAYS_60 = 60, "60 days"
+    DAYS_90 = 90, "90 days"
+    DAYS_180 = 180, "180 days"
+
+
+class InactiveSnapshot(models.Model):
+    """Inactive licensed users (SPEC §8) at one date, for every period a partner may choose:
+    `users_<days>` counts the users entitled at `as_of` (on SKUs not excluded from alerts) with no
+    activity on a workload of those SKUs in as_of-days+1 … as_of. The row without a product counts
+    each user of the customer once; a row per SKU counts the users holding it, which prices turn
+    into money at read time (prices change without a recompute). Pages read these rows instead of
+    scanning every user's activity (bench: the scan was most of the analytics page's time)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    as_of = models.DateField()
+    users_30 = models.PositiveIntegerField(default=0)
+    users_60 = models.PositiveIntegerField(default=0)
+    users_90 = models.PositiveIntegerField(default=0)
+    users_180 = models.PositiveIntegerField(default=0)
+
+    objects = ScopedManager(partner="partner")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "product", "as_of"],
+                condition=models.Q(product__isnull=False),
+                name="inactive_snapshot_sku_key",
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "as_of"], condition=models.Q(product__isnull=True), name="inactive_snapshot_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["partner", "as_of"], name="inactive_snapshot_partner_date")]
+
+    def __str__(self) -> str:
+        return f"Inactive users of {self.customer_id} on {self.as_of}"
+
+    @staticmethod
+    def column(days: int) -> str:
+        """The column counting users idle for `days` (one of InactivityDays)."""
+        return f"users_{InactivityDays(days).value}"
+
+
 class RecomputeRun(models.Model):
     """The ledger: one row per partner and business date. The row is claimed before the work
     and published in the same transaction as the snapshots, so a date is done exactly once
@@ -126,13 +174,6 @@ class RecomputeRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner_id} {self.as_of} {self.status}"
-
-
-class InactivityDays(models.IntegerChoices):
-    DAYS_30 = 30, "30 days"
-    DAYS_60 = 60, "60 days"
-    DAYS_90 = 90, "90 days"
-    DAYS_180 = 180, "180 days"
 
 
 def _percent(default: int) -> models.DecimalField:

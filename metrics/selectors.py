@@ -17,6 +17,7 @@ from metrics import engine
 from metrics.models import (
     Counts,
     FamilySnapshot,
+    InactiveSnapshot,
     InsightSettings,
     PortfolioSnapshot,
     RecomputeRun,
@@ -74,7 +75,9 @@ def _sku_list_aggregate() -> str:
 
 # Users entitled at D (SPEC §2: current, active assignment on a counted subscription of an
 # insight-family SKU the partner did not exclude), with their SKUs, last activity on a workload of
-# those SKUs up to D, and the sum of their SKUs' unit prices; only those idle since D-N+1.
+# those SKUs up to D, and the sum of their SKUs' unit prices; only those idle since D-N+1. Each
+# user's recent activity is one probe of the activity primary key (user_id, activity_date,
+# workload) that stops at the first row, and only idle users' history is read for their last date.
 INACTIVE_USERS = f"""
     WITH entitled AS (
         SELECT DISTINCT a.user_id, s.customer_id, s.product_id
@@ -85,41 +88,57 @@ INACTIVE_USERS = f"""
         WHERE a.partner_id = %(p)s AND a.state = 'active' AND {engine.CURRENT} AND {engine.COUNTED}
           AND x.id IS NULL AND (%(c)s IS NULL OR s.customer_id = %(c)s)
     ),
+    user_workloads AS (
+        SELECT DISTINCT e.user_id, pw.workload FROM entitled e
+        JOIN customers_productworkload pw ON pw.product_id = e.product_id
+    ),
+    idle AS (
+        SELECT DISTINCT e.user_id FROM entitled e
+        WHERE NOT EXISTS (
+            SELECT 1 FROM user_workloads w JOIN customers_activity act
+                ON act.user_id = w.user_id AND act.workload = w.workload
+            WHERE w.user_id = e.user_id AND act.activity_date BETWEEN %(since)s AND %(d)s
+        )
+    ),
     last_seen AS (
         SELECT w.user_id, MAX(act.activity_date) AS last_date
-        FROM (SELECT DISTINCT e.user_id, pw.workload FROM entitled e
-              JOIN customers_productworkload pw ON pw.product_id = e.product_id) w
+        FROM idle i
+        JOIN user_workloads w ON w.user_id = i.user_id
         JOIN customers_activity act ON act.user_id = w.user_id AND act.workload = w.workload
-        WHERE act.partner_id = %(p)s AND act.activity_date <= %(d)s
+        WHERE act.activity_date < %(since)s
         GROUP BY w.user_id
     )
     SELECT u.id, u.upn, u.display_name, c.id AS customer_id, c.external_id, c.name, {{skus}}, l.last_date,
            SUM(price.monthly_price) AS cost, COUNT(price.monthly_price) AS priced
-    FROM entitled e
+    FROM idle i
+    JOIN entitled e ON e.user_id = i.user_id
     JOIN customers_enduser u ON u.id = e.user_id
     JOIN customers_customer c ON c.id = e.customer_id
     JOIN customers_product pr ON pr.id = e.product_id
     LEFT JOIN metrics_skusetting price ON price.partner_id = %(p)s AND price.sku = pr.sku
     LEFT JOIN last_seen l ON l.user_id = e.user_id
-    WHERE l.last_date IS NULL OR l.last_date < %(since)s
     GROUP BY u.id, u.upn, u.display_name, c.id, c.external_id, c.name, l.last_date
     ORDER BY c.name, c.id, u.upn, u.id"""
 
 
 def inactive_user_list(
-    *, partner: Partner, as_of: dt.date, days: int, customer: Customer | None = None
+    *, partner: Partner, as_of: dt.date, days: int, customer: Customer | None = None, limit: int | None = None
 ) -> Iterator[InactiveUser]:
     """Inactive licensed users of the partner (or of one customer) at `as_of`: entitled users
     with no activity on any workload of their licenses in as_of-days+1 … as_of, never-active
-    users included. Streams in customer and user order, one SQL statement."""
+    users included. Streams in customer and user order (the first `limit` only, when given),
+    one SQL statement."""
     params = {
         "p": partner.pk,
         "d": as_of,
         "since": as_of - dt.timedelta(days=days - 1),
         "c": customer.pk if customer else None,
     }
+    statement = INACTIVE_USERS.format(skus=_sku_list_aggregate())
+    if limit is not None:
+        statement += f" LIMIT {int(limit)}"
     with connection.cursor() as cursor:
-        cursor.execute(INACTIVE_USERS.format(skus=_sku_list_aggregate()), params)
+        cursor.execute(statement, params)
         for user_id, upn, name, customer_id, external_id, customer_name, skus, last, cost, priced in cursor:
             yield InactiveUser(
                 user_id,
@@ -134,15 +153,25 @@ def inactive_user_list(
             )
 
 
-def inactive_user_summary(*, partner: Partner, as_of: dt.date, days: int) -> dict[int, tuple[int, Decimal | None]]:
-    """Per customer: how many licensed users are inactive at `as_of`, and their monthly cost
-    (None when no price is set). One SQL statement."""
-    summary = f"""SELECT customer_id, COUNT(*), SUM(cost), SUM(priced)
-        FROM ({INACTIVE_USERS.format(skus="''")}) inactive GROUP BY customer_id"""
-    params = {"p": partner.pk, "d": as_of, "since": as_of - dt.timedelta(days=days - 1), "c": None}
+def inactive_user_summary(
+    *, partner: Partner, as_of: dt.date, days: int, customer: Customer | None = None
+) -> dict[int, tuple[int, Decimal | None]]:
+    """Per customer (or for one) with inactive licensed users at `as_of`, a snapshot date: how
+    many, and their monthly cost at today's unit prices (None when no price is set). Reads the
+    engine's InactiveSnapshot rows: one SQL statement whatever the number of users."""
+    users = InactiveSnapshot.column(days)
+    summary = f"""
+        SELECT i.customer_id, SUM(CASE WHEN i.product_id IS NULL THEN i.{users} ELSE 0 END),
+               SUM(i.{users} * price.monthly_price), COUNT(price.monthly_price)
+        FROM metrics_inactivesnapshot i
+        LEFT JOIN customers_product pr ON pr.id = i.product_id
+        LEFT JOIN metrics_skusetting price ON price.partner_id = %(p)s AND price.sku = pr.sku AND i.{users} > 0
+        WHERE i.partner_id = %(p)s AND i.as_of = %(d)s AND (%(c)s IS NULL OR i.customer_id = %(c)s)
+        GROUP BY i.customer_id
+        HAVING SUM(CASE WHEN i.product_id IS NULL THEN i.{users} ELSE 0 END) > 0"""
     with connection.cursor() as cursor:
-        cursor.execute(summary, params)
-        return {customer_id: (users, _money(cost) if priced else None) for customer_id, users, cost, priced in cursor}
+        cursor.execute(summary, {"p": partner.pk, "d": as_of, "c": customer.pk if customer else None})
+        return {customer_id: (count, _money(cost) if priced else None) for customer_id, count, cost, priced in cursor}
 
 
 def _money(value: object) -> Decimal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from decimal import Decimal
 
 from customers.models import Activity, EndUser, LicenseAssignment, Product, Subscription
 
@@ -130,3 +131,41 @@ def stored_metrics(partner, d: dt.date) -> dict[str, dict]:
             )
         },
     }
+
+
+def reference_inactive(partner, d: dt.date, days: int) -> dict[int, tuple[int, Decimal | None]]:
+    """SPEC §8 from the text: per customer, the users entitled at `d` on SKUs not excluded from
+    alerts whose last activity on a workload of those SKUs, up to `d`, is before d-days+1 (or
+    never), and the sum of those SKUs' unit prices over them (None when none has a price)."""
+    from metrics.models import SkuSetting
+
+    settings = {s.sku: s for s in SkuSetting.objects.filter(partner=partner)}
+    products = {p.pk: p for p in Product.objects.prefetch_related("workloads")}
+    held = defaultdict(set)  # (customer, user) -> alerted SKUs entitled at d
+    for a in LicenseAssignment.objects.filter(partner=partner).select_related("subscription"):
+        s, product = a.subscription, products[a.subscription.product_id]
+        counted = (
+            s.status == "active"
+            and not s.is_trial
+            and (s.start_date is None or s.start_date <= d)
+            and (s.end_date is None or s.end_date >= d)
+        )
+        current = a.assigned_on <= d and (a.removed_on is None or a.removed_on > d)
+        excluded = product.sku in settings and settings[product.sku].excluded
+        if product.family in FAMILIES and counted and current and a.state == "active" and not excluded:
+            held[(s.customer_id, a.user_id)].add(product)
+    last_seen = defaultdict(lambda: dt.date.min)  # (user, workload) -> last activity up to d
+    for act in Activity.objects.filter(partner=partner, activity_date__lte=d):
+        last_seen[(act.user_id, act.workload)] = max(last_seen[(act.user_id, act.workload)], act.activity_date)
+    since = d - dt.timedelta(days=days - 1)
+    result: dict[int, list] = defaultdict(lambda: [0, None])
+    for (customer, user), skus in held.items():
+        workloads = {w for product in skus for w in product.workload_list}
+        if all(last_seen[(user, w)] < since for w in workloads):
+            row = result[customer]
+            row[0] += 1
+            for product in skus:
+                price = settings[product.sku].monthly_price if product.sku in settings else None
+                if price is not None:
+                    row[1] = (row[1] or Decimal(0)) + price
+    return {customer: (count, cost) for customer, (count, cost) in result.items()}

@@ -6,12 +6,15 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from customers.models import SupportRequest
 from metrics.models import FamilySnapshot, InsightSettings, SkuSetting
 from metrics.recommendations import Kind, recommendation_list
 from metrics.selectors import inactive_user_list, inactive_user_summary, insight_settings
 from tests import factories
+from tests.metrics_reference import reference_inactive
 from tests.test_metrics import LONG_AGO, W0, D, World
 
 DAY = dt.timedelta(days=1)
@@ -178,6 +181,28 @@ class TestInactiveUsers:
         assert busy.pk not in self.listed(partner, days=180)
         assert set(self.listed(partner, days=60)) == {never.pk, wrong_workload.pk, later.pk}
 
+    def test_every_period_counts_from_its_first_day_and_the_summary_agrees(self, partner):
+        world = World(partner)
+        e3 = world.sub("ENTERPRISEPACK")
+        last = {days: D - (days - 1) * DAY for days in (30, 60, 90, 180)}  # each period's first day
+        users = {}
+        for days, first_day in last.items():
+            users[(days, "on")] = world.licensed(e3, active=False)
+            world.act(users[(days, "on")], "teams", first_day)
+            users[(days, "before")] = world.licensed(e3, active=False)
+            world.act(users[(days, "before")], "teams", first_day - DAY)
+        world.compute()
+        for days in (30, 60, 90, 180):
+            idle = {key for key, user in users.items() if user.pk in self.listed(partner, days=days)}
+            expected = {
+                (n, when) for n in last for when in ("on", "before") if last[n] - (when == "before") * DAY < last[days]
+            }
+            assert idle == expected, days
+            assert inactive_user_summary(partner=partner, as_of=D, days=days) == {
+                world.customer.pk: (len(expected), None)
+            }
+        assert self.listed(partner, days=180)[users[(180, "before")].pk] == (("ENTERPRISEPACK",), D - 180 * DAY, None)
+
     def test_only_entitled_users_are_listed(self, partner):
         world = World(partner)
         e3 = world.sub("ENTERPRISEPACK")
@@ -199,6 +224,7 @@ class TestInactiveUsers:
         SkuSetting.objects.create(partner=partner, sku="STANDARDPACK", monthly_price=Decimal("8.50"), excluded=True)
         assert self.listed(partner) == {both.pk: (("ENTERPRISEPACK",), None, Decimal("23.00"))}
         assert only_e1.pk not in self.listed(partner)
+        world.compute()
         assert inactive_user_summary(partner=partner, as_of=D, days=30) == {world.customer.pk: (1, Decimal("23.00"))}
 
     def test_one_customer_or_the_whole_portfolio(self, partner, other_partner):
@@ -208,6 +234,7 @@ class TestInactiveUsers:
         World(other_partner).licensed(World(other_partner).sub(), active=False)
         assert set(self.listed(partner)) == {a.pk, b.pk}
         assert set(self.listed(partner, customer=second.customer)) == {b.pk}
+        first.compute()
         assert inactive_user_summary(partner=partner, as_of=D, days=30) == {
             first.customer.pk: (1, None),
             second.customer.pk: (1, None),
@@ -221,3 +248,91 @@ def test_default_settings_are_the_spec_defaults(partner):
     assert (settings.howto_per_100_users, settings.howto_requests_min) == (5, 3)
     assert (settings.growth_deployment_pct, settings.growth_usage_pct, settings.inactivity_days) == (90, 80, 30)
     assert LONG_AGO < D
+
+
+# Random datasets for SPEC §8: activity around every period's first day, exclusions and prices.
+PERIOD_EDGES = [D + DAY, D, W0, W0 - DAY] + [
+    D - (days - offset) * DAY for days in (30, 60, 90, 180) for offset in (0, 1)
+]
+inactive_dataset = st.fixed_dictionaries(
+    {
+        "subs": st.lists(
+            st.tuples(
+                st.integers(0, 1),  # customer
+                st.sampled_from(["ENTERPRISEPACK", "STANDARDPACK", "DYN365_ENTERPRISE_SALES", "POWER_BI_PRO"]),
+                st.sampled_from(["active", "active", "active", "grace"]),
+                st.sampled_from([False, False, False, True]),  # trial
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        "users": st.lists(st.integers(0, 1), min_size=1, max_size=6),
+        "assignments": st.lists(
+            st.tuples(
+                st.integers(0, 5),
+                st.integers(0, 3),
+                st.sampled_from([LONG_AGO, LONG_AGO, D, D + DAY]),
+                st.sampled_from([None, None, None, D, D + DAY]),
+                st.sampled_from(["active", "active", "active", "suspended"]),
+            ),
+            max_size=10,
+        ),
+        "activity": st.lists(
+            st.tuples(
+                st.integers(0, 5),
+                st.sampled_from(["exchange", "teams", "yammer", "dynamics365"]),
+                st.one_of(st.sampled_from(PERIOD_EDGES), st.integers(-200, 2).map(lambda n: D + n * DAY)),
+            ),
+            max_size=15,
+        ),
+        "excluded": st.sets(st.sampled_from(["ENTERPRISEPACK", "STANDARDPACK"]), max_size=1),
+        "prices": st.dictionaries(
+            st.sampled_from(["ENTERPRISEPACK", "STANDARDPACK", "DYN365_ENTERPRISE_SALES"]),
+            st.sampled_from([Decimal("0.00"), Decimal("8.50"), Decimal("23.00")]),
+        ),
+    }
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=inactive_dataset)
+def test_stored_inactive_counts_and_the_list_equal_the_reference_on_random_data(partner, data):
+    """The engine's InactiveSnapshot (what pages read) and the per-user list (what CSVs stream)
+    both equal a reference written from SPEC §8, for every period."""
+    from django.db import transaction
+
+    sid = transaction.savepoint()
+    try:
+        world = World(partner)
+        customers = [world.customer, factories.CustomerFactory(partner=partner)]
+        subs = [
+            world.sub(sku, customer=customers[c], status=status, is_trial=trial)
+            for c, sku, status, trial in data["subs"]
+        ]
+        users = [world.user(customers[c]) for c in data["users"]]
+        seen = set()
+        for u, s, on, removed, state in data["assignments"]:
+            user, sub = users[u % len(users)], subs[s % len(subs)]
+            if user.customer_id == sub.customer_id and (user.pk, sub.pk, on) not in seen:
+                seen.add((user.pk, sub.pk, on))
+                world.assign(user, sub, on=on, removed=removed, state=state)
+        for user, workload, day in {(users[u % len(users)], w, day) for u, w, day in data["activity"]}:
+            world.act(user, workload, day)
+        for sku in set(data["prices"]) | data["excluded"]:
+            SkuSetting.objects.create(
+                partner=partner, sku=sku, monthly_price=data["prices"].get(sku), excluded=sku in data["excluded"]
+            )
+        world.compute()
+        for days in (30, 60, 90, 180):
+            expected = reference_inactive(partner, D, days)
+            assert inactive_user_summary(partner=partner, as_of=D, days=days) == expected, days
+            listed = {}
+            for row in inactive_user_list(partner=partner, as_of=D, days=days):
+                count, cost = listed.get(row.customer_id, (0, None))
+                if row.monthly_cost is not None:
+                    cost = (cost or Decimal(0)) + row.monthly_cost
+                listed[row.customer_id] = (count + 1, cost)
+            assert listed == expected, days
+    finally:
+        transaction.savepoint_rollback(sid)
