@@ -17,11 +17,23 @@ from django_scopes import scope, scopes_disabled
 from accounts.models import Partner, StaffUser
 from accounts.roles import Role
 from accounts.services import partner_create, staff_create
-from bench.run import AS_OF, SLUG, TODAY, Figure, Scale, machine_facts, median_time, peak_rss_mib, temp_folder
+from bench.run import (
+    AS_OF,
+    SLUG,
+    TODAY,
+    Figure,
+    Scale,
+    current_rss_mib,
+    machine_facts,
+    median_time,
+    peak_rss_mib,
+    temp_folder,
+)
 from customers.demo import DemoConfig, write_demo_files
 from customers.importing.service import data_import
 from customers.importing.sources import source_from_path
 from customers.models import (
+    INSIGHT_FAMILIES,
     Activity,
     Customer,
     ImportRun,
@@ -95,6 +107,7 @@ def run_benchmark(*, scale: Scale, runs: int, seed: int, reuse: bool) -> tuple[l
         figures += _backfill(partner, recompute)
         figures += _pages(partner, runs)
         figures += _export(partner, runs)
+    figures += _large_export(scale.export_rows, runs)
     return figures, facts
 
 
@@ -231,7 +244,10 @@ def _export(partner: Partner, runs: int) -> list[Figure]:
     of Python allocations while streaming (tracemalloc, in a run of its own)."""
 
     def stream() -> int:
-        return sum(1 for _ in portfolio_lines(partner=partner, as_of=AS_OF, grain="workload")) - 1
+        lines = portfolio_lines(partner=partner, as_of=AS_OF, grain="workload")
+        for _ in lines:
+            pass
+        return lines.rows
 
     rows = stream()
     seconds = median_time(stream, runs)
@@ -245,6 +261,60 @@ def _export(partner: Partner, runs: int) -> list[Figure]:
         Figure("portfolio CSV export, workload grain", rows / seconds, "rows/s", f"{rows:,} rows streamed"),
         Figure("export: peak Python allocations", peak, "MiB", "tracemalloc, while streaming"),
     ]
+
+
+EXPORT_SLUG = "bench-export"
+
+
+def _large_export(rows_wanted: int, runs: int) -> list[Figure]:
+    """The SKU-grain export of a portfolio made of `rows_wanted` snapshot rows (customers × the
+    catalog's insight SKUs, written straight into the snapshot table: the export reads nothing
+    else): rows per second streamed, and the growth of the process's resident memory, sampled
+    while streaming."""
+    partner = _export_partner(rows_wanted)
+
+    def stream() -> tuple[int, float]:
+        before = peak = current_rss_mib()
+        lines = portfolio_lines(partner=partner, as_of=AS_OF, grain="sku")
+        for blocks, _ in enumerate(lines):
+            if blocks % 25 == 0:
+                peak = max(peak, current_rss_mib())
+        return lines.rows, max(peak, current_rss_mib()) - before
+
+    with scope(partner=partner):
+        rows, growth = stream()
+        seconds = median_time(stream, runs)
+    return [
+        Figure("portfolio CSV export, SKU grain", rows / seconds, "rows/s", f"{rows:,} rows streamed"),
+        Figure("large export: resident memory growth", growth, "MiB", "process RSS, sampled while streaming"),
+    ]
+
+
+def _export_partner(rows_wanted: int) -> Partner:
+    """A partner whose only data are SKU snapshots at AS_OF: enough customers for `rows_wanted`
+    rows, made once and kept (the main dataset's TRUNCATE removes it with the rest)."""
+    with scopes_disabled():
+        products = list(Product.objects.filter(partner=None, family__in=INSIGHT_FAMILIES))
+        customers = -(-rows_wanted // len(products))
+        partner = Partner.objects.filter(slug=EXPORT_SLUG).first() or partner_create(slug=EXPORT_SLUG, name="Export")
+        if Customer.objects.filter(partner=partner).count() != customers:
+            Customer.objects.filter(partner=partner).delete()
+            Customer.objects.bulk_create(
+                (Customer(partner=partner, external_id=f"T{n:07d}", name=f"Tenant {n:07d}") for n in range(customers)),
+                batch_size=10_000,
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO metrics_skusnapshot (partner_id, customer_id, product_id, as_of, sold_licenses, "
+                    "own_sold_licenses, assigned_licenses, entitled_users, active_users) "
+                    "SELECT c.partner_id, c.id, pr.id, %s, 40 + c.id %% 60, 20, 30 + c.id %% 50, 25, 10 + c.id %% 31 "
+                    "FROM customers_customer c CROSS JOIN customers_product pr "
+                    "WHERE c.partner_id = %s AND pr.partner_id IS NULL AND pr.family IN ('office365', 'dynamics365')",
+                    [AS_OF, partner.pk],
+                )
+                if connection.vendor == "postgresql":
+                    cursor.execute("ANALYZE metrics_skusnapshot")
+    return partner
 
 
 def _largest_customer(partner: Partner) -> tuple[int, int]:

@@ -41,10 +41,11 @@ class Scale:
     customers: int
     users: int
     days: int = 35
+    export_rows: int = 1_000_000  # the large export's SKU snapshot rows (a portfolio of its own)
 
 
 SCALES = {
-    "XS": Scale("XS", 12, 600),  # the CI smoke test
+    "XS": Scale("XS", 12, 600, export_rows=1_800),  # the CI smoke test
     "S": Scale("S", 200, 100_000),
     "L": Scale("L", 2_000, 1_000_000),
 }
@@ -130,6 +131,12 @@ def print_table(figures: list[Figure], facts: dict[str, object]) -> None:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mib() -> float:
+    """The process's resident memory now (Linux), in MiB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 class MemoryProbe:

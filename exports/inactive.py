@@ -9,7 +9,7 @@ from django_scopes import scope
 
 from accounts.models import Partner
 from customers.models import Customer
-from exports.cells import csv_lines
+from exports.cells import CsvFile
 from metrics.selectors import inactive_user_list
 
 HEADER = (
@@ -25,7 +25,7 @@ HEADER = (
 TEXT_COLUMNS = range(6)
 
 
-def inactive_lines(*, partner: Partner, as_of: dt.date, days: int, customer: Customer | None = None) -> Iterator[bytes]:
+def inactive_lines(*, partner: Partner, as_of: dt.date, days: int, customer: Customer | None = None) -> CsvFile:
     """BOM, header, then one line per inactive licensed user at `as_of` (idle for `days` days):
     their licenses space-separated, the last activity date (empty when never active) and the
     monthly cost of their licenses (empty when no unit price is set)."""
@@ -44,4 +44,4 @@ def inactive_lines(*, partner: Partner, as_of: dt.date, days: int, customer: Cus
                     "" if user.monthly_cost is None else f"{user.monthly_cost:.2f}",
                 )
 
-    return csv_lines(HEADER, rows(), TEXT_COLUMNS)
+    return CsvFile(HEADER, rows(), TEXT_COLUMNS)

@@ -19,7 +19,7 @@ from django_scopes import scope
 
 from accounts.models import Partner
 from customers.models import Customer
-from exports.cells import csv_lines
+from exports.cells import CsvFile
 from metrics.filters import PortfolioFilters, family_workloads
 from metrics.models import FamilySnapshot, RecomputeRun, SkuSnapshot, WorkloadSnapshot
 from metrics.numbers import pct
@@ -118,8 +118,8 @@ def portfolio_lines(
     grain: str,
     filters: PortfolioFilters | None = None,
     customer_ids: list[int] | None = None,
-) -> Iterator[bytes]:
-    """The CSV file of SPEC §7, line by line: BOM and header, then one line per row. It reads the
+) -> CsvFile:
+    """The CSV file of SPEC §7: BOM and header, then one line per row, in blocks. It reads the
     database only while it is iterated, inside the partner's scope (a streaming response is
     iterated after the view and its middleware returned)."""
     spec = GRAINS[grain]
@@ -134,7 +134,7 @@ def portfolio_lines(
                 usage = pct(row[-1], row[-2])
                 yield (day, *row, pct(row[-3], row[-5]), usage) if licenses else (day, *row, usage)
 
-    return csv_lines(spec.header, rows(), spec.text_columns)
+    return CsvFile(spec.header, rows(), spec.text_columns)
 
 
 def export_filename(*, partner: Partner, as_of: dt.date, grain: str, customer: Customer | None = None) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 
+
+@lru_cache(maxsize=65_536)  # exports call it twice a row, mostly with pairs seen before
 def pct(numerator: int, denominator: int) -> str:
     """100 × numerator / denominator, rounded half away from zero from the exact ratio to one
     decimal ("87.5", "100.0", "0.0"); "" (an empty cell) when the denominator is 0.

@@ -37,22 +37,21 @@ class Command(PartnerCommand):
         partial = path.with_name(f".{path.name}.partial")
         try:
             with partial.open("wb") as handle:
-                count = sum(handle.write(line) > 0 for line in lines)
+                for block in lines:
+                    handle.write(block)
             os.replace(partial, path)
         except OSError as error:
             partial.unlink(missing_ok=True)
             raise CommandError(f"Cannot write {path}: {error.strerror}.") from None
-        return count - 1
+        return lines.rows
 
     def _write_stdout(self, lines: Any) -> int:
         stream = self.stdout._out
         binary = getattr(stream, "buffer", None)
-        count = 0
-        for line in lines:
+        for block in lines:
             if binary is not None:
-                binary.write(line)
+                binary.write(block)
             else:
-                stream.write(line.decode())
-            count += 1
+                stream.write(block.decode())
         stream.flush()
-        return count - 1
+        return lines.rows
