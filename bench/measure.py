@@ -180,6 +180,7 @@ def _count(table: str, partner: Partner) -> int:
 def _floor(partner: Partner) -> None:
     params = {"p": partner.pk, "d": AS_OF, "w": AS_OF - dt.timedelta(days=engine.WINDOW_DAYS - 1)}
     with transaction.atomic(), connection.cursor() as cursor:
+        engine.set_work_mem(cursor)  # the same memory as the product's statements: a fair floor
         cursor.execute("DROP TABLE IF EXISTS bench_floor")
         cursor.execute(
             "CREATE TEMPORARY TABLE bench_floor (customer_id bigint, product_id bigint, sold bigint, "

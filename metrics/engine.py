@@ -11,10 +11,15 @@ so readers never see a half-written day.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import connection
 
 from metrics.models import InactiveSnapshot, InactivityDays
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
 
 WINDOW_DAYS = 28
 INACTIVITY_DAYS = sorted(InactivityDays.values)  # the periods of SPEC §8, shortest first
@@ -210,6 +215,13 @@ STATEMENTS = (
 )
 
 
+def set_work_mem(cursor: CursorWrapper) -> None:
+    """Gives the rest of the current transaction METRICS_WORK_MEM for its sorts and hashes
+    (PostgreSQL; SQLite has no such setting)."""
+    if connection.vendor == "postgresql":
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.METRICS_WORK_MEM])
+
+
 def compute_date(*, partner_id: int, as_of: dt.date) -> None:
     """Replaces every snapshot of `partner_id` at `as_of`. Call inside a transaction."""
     params = {
@@ -220,6 +232,7 @@ def compute_date(*, partner_id: int, as_of: dt.date) -> None:
         **{f"since_{days}": as_of - dt.timedelta(days=days - 1) for days in INACTIVITY_DAYS},
     }
     with connection.cursor() as cursor:
+        set_work_mem(cursor)
         for table, columns in TEMP_TABLES.items():
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
             cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns})")

@@ -75,9 +75,10 @@ def _sku_list_aggregate() -> str:
 
 # Users entitled at D (SPEC §2: current, active assignment on a counted subscription of an
 # insight-family SKU the partner did not exclude), with their SKUs, last activity on a workload of
-# those SKUs up to D, and the sum of their SKUs' unit prices; only those idle since D-N+1. Each
-# user's recent activity is one probe of the activity primary key (user_id, activity_date,
-# workload) that stops at the first row, and only idle users' history is read for their last date.
+# those SKUs up to D, and the sum of their SKUs' unit prices; only those idle since D-N+1. Recent
+# activity is probed per user and workload through the activity primary key (user_id,
+# activity_date, workload), stopping at the first row, and only idle users' history is read for
+# their last date. (A correlated subquery on a CTE would rescan it, unindexed, for every user.)
 INACTIVE_USERS = f"""
     WITH entitled AS (
         SELECT DISTINCT a.user_id, s.customer_id, s.product_id
@@ -92,23 +93,25 @@ INACTIVE_USERS = f"""
         SELECT DISTINCT e.user_id, pw.workload FROM entitled e
         JOIN customers_productworkload pw ON pw.product_id = e.product_id
     ),
-    idle AS (
-        SELECT DISTINCT e.user_id FROM entitled e
-        WHERE NOT EXISTS (
-            SELECT 1 FROM user_workloads w JOIN customers_activity act
-                ON act.user_id = w.user_id AND act.workload = w.workload
-            WHERE w.user_id = e.user_id AND act.activity_date BETWEEN %(since)s AND %(d)s
+    recent AS (
+        SELECT DISTINCT w.user_id FROM user_workloads w
+        WHERE EXISTS (
+            SELECT 1 FROM customers_activity act
+            WHERE act.user_id = w.user_id AND act.workload = w.workload
+              AND act.activity_date BETWEEN %(since)s AND %(d)s
         )
     ),
-    last_seen AS (
-        SELECT w.user_id, MAX(act.activity_date) AS last_date
-        FROM idle i
-        JOIN user_workloads w ON w.user_id = i.user_id
-        JOIN customers_activity act ON act.user_id = w.user_id AND act.workload = w.workload
-        WHERE act.activity_date < %(since)s
-        GROUP BY w.user_id
+    idle AS (
+        SELECT e.user_id, MAX(act.activity_date) AS last_date
+        FROM (SELECT DISTINCT user_id FROM entitled) e
+        LEFT JOIN recent r ON r.user_id = e.user_id
+        LEFT JOIN user_workloads w ON w.user_id = e.user_id
+        LEFT JOIN customers_activity act ON act.user_id = w.user_id AND act.workload = w.workload
+            AND act.activity_date < %(since)s
+        WHERE r.user_id IS NULL
+        GROUP BY e.user_id
     )
-    SELECT u.id, u.upn, u.display_name, c.id AS customer_id, c.external_id, c.name, {{skus}}, l.last_date,
+    SELECT u.id, u.upn, u.display_name, c.id AS customer_id, c.external_id, c.name, {{skus}}, i.last_date,
            SUM(price.monthly_price) AS cost, COUNT(price.monthly_price) AS priced
     FROM idle i
     JOIN entitled e ON e.user_id = i.user_id
@@ -116,8 +119,7 @@ INACTIVE_USERS = f"""
     JOIN customers_customer c ON c.id = e.customer_id
     JOIN customers_product pr ON pr.id = e.product_id
     LEFT JOIN metrics_skusetting price ON price.partner_id = %(p)s AND price.sku = pr.sku
-    LEFT JOIN last_seen l ON l.user_id = e.user_id
-    GROUP BY u.id, u.upn, u.display_name, c.id, c.external_id, c.name, l.last_date
+    GROUP BY u.id, u.upn, u.display_name, c.id, c.external_id, c.name, i.last_date
     ORDER BY c.name, c.id, u.upn, u.id"""
 
 

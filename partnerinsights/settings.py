@@ -231,6 +231,9 @@ def daily_at(hh_mm: str) -> crontab:
 
 # The nightly recomputation of yesterday, for every partner (HH:MM in TIME_ZONE).
 METRICS_NIGHTLY_AT = os.environ.get("METRICS_NIGHTLY_AT", "02:00")
+# PostgreSQL's work_mem inside a recompute's transaction: the default 4MB makes its grouping of a
+# large portfolio's users spill to disk (EXPLAIN: external merge sorts, batched hashes).
+METRICS_WORK_MEM = os.environ.get("METRICS_WORK_MEM", "256MB")
 # The scheduled reports due today (weekly on Mondays, monthly on the 1st), after the nightly run.
 REPORTS_AT = os.environ.get("REPORTS_AT", "06:00")
 CELERY_BEAT_SCHEDULE = {

@@ -377,7 +377,26 @@ class TestRuns:
                 metrics_recompute(partner=partner, as_of=D, trigger="test")
             assert SkuSnapshot.objects.filter(as_of=D).count() == customers
             counts[customers] = len(queries.captured_queries)
-        assert counts[10] == counts[200] <= 30
+        assert counts[10] == counts[200] <= 40
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="work_mem is a PostgreSQL setting")
+def test_the_recompute_has_its_work_mem_for_its_own_transaction_only(world, settings):
+    from django.db import transaction
+
+    from metrics import engine
+
+    settings.METRICS_WORK_MEM = "64MB"
+    world.licensed(world.sub())
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        default = cursor.fetchone()[0]
+        with transaction.atomic():
+            engine.compute_date(partner_id=world.partner.pk, as_of=D)
+            cursor.execute("SHOW work_mem")
+            assert cursor.fetchone()[0] == "64MB"
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == default != "64MB"
 
 
 # Random datasets: the engine must equal the reference implementation everywhere.

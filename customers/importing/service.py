@@ -1,6 +1,7 @@
 """The import service: stream every file into staging, check it all, then write it all.
 
-1. each file streams through `files.read_rows` (cell checks) into a temporary staging table;
+1. each file streams through `files.read_rows` (cell checks) into a temporary staging table
+   (a plainly written activity.csv goes straight through COPY on PostgreSQL: `copy_csv`);
    vendor exports, recognised by their content, are read and converted into the same tables
    (`vendor`);
 2. `checks.run_checks` looks for duplicates and unknown or crossing references, in SQL;
@@ -12,22 +13,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Partner, StaffUser
-from customers.importing import apply, checks, files, recognise, staging, vendor
+from customers.importing import apply, checks, copy_csv, files, recognise, staging, vendor
 from customers.importing.issues import ImportIssue, ImportRejected, IssueList
-from customers.importing.sources import ImportSource
+from customers.importing.sources import ImportSource, SourceFile
+from customers.importing.staging import Progress
 from customers.models import Activity, ImportRun, Product, ProductWorkload
 from metrics import services as metrics_services
 from partnerinsights.db import partner_lock
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[str, int], None]
 
 
 def data_import(
@@ -97,8 +96,7 @@ def _stage_check_apply(
     vendor.create_tables()
     for spec in files.FILE_SPECS:
         if spec.name in found.canonical:
-            with source.open_hashed(found.canonical[spec.name]) as stream:
-                staging.load(spec, files.read_rows(spec, stream, issues), progress)
+            _stage_file(source, found.canonical[spec.name], spec, issues, progress)
     vendor.stage_vendor_files(
         partner_id=partner.pk,
         source=source,
@@ -116,6 +114,21 @@ def _stage_check_apply(
     counts = _apply(partner.pk, rows)
     vendor.apply_renewal_fields(partner_id=partner.pk)
     return counts, _affected_dates()
+
+
+def _stage_file(
+    source: ImportSource, source_file: SourceFile, spec: files.FileSpec, issues: IssueList, progress: Progress | None
+) -> None:
+    """Stages one canonical file: through COPY when it is written plainly (copy_csv), else, or
+    when that fails, row by row."""
+    with source.open_hashed(source_file) as stream:
+        if not copy_csv.applies(spec):
+            staging.load(spec, files.read_rows(spec, stream, issues), progress)
+            return
+        if copy_csv.stage_activity(stream, progress):
+            return
+    with source.open_again(source_file) as stream:
+        staging.load(spec, files.read_rows(spec, stream, issues), progress)
 
 
 def _apply(partner_id: int, rows: dict[str, int]) -> dict[str, dict[str, int]]:

@@ -55,6 +55,10 @@ class ImportSource:
         self._digest.update(source_file.path.encode() + b"\0")
         return io.BufferedReader(_Stream(source_file.open(), self._digest), buffer_size=256 * 1024)
 
+    def open_again(self, source_file: SourceFile) -> IO[bytes]:
+        """Opens a file that `open_hashed` already read to its end, for a second reading."""
+        return io.BufferedReader(_Stream(source_file.open()), buffer_size=256 * 1024)
+
     @property
     def sha256(self) -> str:
         return self._digest.hexdigest()
