@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from metrics.models import RecomputeRun, SkuSnapshot
 from partnerinsights.celery import app as celery_app
 from tests import factories
 from tests.metrics_reference import stored_metrics
+from tests.processes import celery_worker, private_folder, project_env, wait_for
 from tests.test_metrics import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,47 +205,21 @@ def test_a_real_worker_on_redis_completes_a_recompute(partner):
     factories.SubscriptionFactory(customer=factories.CustomerFactory(partner=partner))
     queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
     database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DEBUG": "true",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    env = project_env(
+        database_url=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
         if connection.vendor == "postgresql"
         else f"sqlite:///{database['NAME']}",
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "partnerinsights",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--loglevel=warning",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        redis_url=os.environ["REDIS_URL"],
     )
     celery_app.conf.task_always_eager = False
     try:
-        tasks.recompute_dates.apply_async(
-            kwargs={"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "worker"}, queue=queue
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker").exists():
-                break
-            time.sleep(0.5)
-        assert RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker").exists()
+        with private_folder() as folder, celery_worker(env, folder / "worker.log", queue=queue) as worker:
+            tasks.recompute_dates.apply_async(
+                kwargs={"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "worker"}, queue=queue
+            )
+            done = RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker")
+            wait_for(done.exists, timeout=60, what="the worker's recompute", log=folder / "worker.log")
+            assert worker.poll() is None
         assert SkuSnapshot.objects.filter(partner=partner, as_of=YESTERDAY).count() == 1
     finally:
         celery_app.conf.task_always_eager = True
-        worker.terminate()
-        worker.wait(timeout=30)

@@ -1,0 +1,277 @@
+"""The nightly job under faults, with real processes: a private PostgreSQL cluster and a private
+redis-server (both started here, on free loopback ports), a real prefork Celery worker and real
+beats, and the faults done to them: a worker child SIGKILLed mid-recompute, two beats firing the
+same night, the database dropping the connection or going down mid-run.
+
+The worker is stopped at a known point without sleeping and without test hooks in the product:
+the test holds, from its own connection, the lock the worker is about to need (a row of the day
+being replaced, or the partner's advisory lock), sees the worker wait for it in `pg_stat_activity`
+/ `pg_locks`, and then does the damage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import re
+import signal
+from pathlib import Path
+
+import psycopg
+import pytest
+from celery import Celery
+from celery.beat import PersistentScheduler
+from django.utils import timezone
+
+from metrics import engine
+from partnerinsights.celery import app as celery_app
+from partnerinsights.db import _lock_key
+from tests.processes import (
+    PrivatePostgres,
+    celery_process,
+    celery_worker,
+    manage,
+    missing_binaries,
+    private_folder,
+    private_postgres,
+    private_redis,
+    project_env,
+    wait_for,
+)
+
+pytestmark = [
+    pytest.mark.skipif(
+        not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
+        reason="fault tests run where PostgreSQL and Redis are (CI sets DATABASE_URL and REDIS_URL)",
+    ),
+    pytest.mark.skipif(bool(missing_binaries()), reason=f"private instances: {missing_binaries()}"),
+]
+
+YESTERDAY = timezone.localdate() - dt.timedelta(days=1)
+DATABASE = "pi_faults"
+TIMEOUT = 40  # seconds for any one thing to happen; a retry's backoff is at most 10 s, then 20 s
+
+
+@dataclasses.dataclass
+class Stack:
+    """The private services, the partner's data imported into them and a worker consuming."""
+
+    postgres: PrivatePostgres
+    redis_url: str
+    worker_log: Path
+    probe: Celery  # a client of the private broker: sends tasks, asks the worker what it runs
+    partner_id: int
+
+    def db(self, *, autocommit: bool = True) -> psycopg.Connection:
+        return self.postgres.connect(DATABASE, autocommit=autocommit)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self.db() as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def ledger(self, as_of: dt.date) -> list[tuple]:
+        """(status, attempts, error) of every ledger row of the partner at `as_of`."""
+        return self.query(
+            "SELECT status, attempts, error FROM metrics_recomputerun WHERE partner_id = %s AND as_of = %s",
+            (self.partner_id, as_of),
+        )
+
+    def day(self, as_of: dt.date) -> dict[str, list[tuple]]:
+        """Every snapshot row of the partner at `as_of`, without row ids: what readers see."""
+        stored = {}
+        with self.db() as connection:
+            for table in engine.SNAPSHOT_TABLES:
+                cursor = connection.execute(
+                    f"SELECT * FROM {table} WHERE partner_id = %s AND as_of = %s", (self.partner_id, as_of)
+                )
+                columns = [column.name for column in cursor.description]
+                stored[table] = sorted(
+                    tuple(value for name, value in zip(columns, row, strict=True) if name != "id") for row in cursor
+                )
+        return stored
+
+    def publish(self, as_of: dt.date) -> None:
+        """A clean run of one date by the worker, nothing in its way."""
+        task_id = self.send_recompute(as_of)
+        self.wait_for(lambda: f"recompute_dates[{task_id}] succeeded" in self.log(), f"a clean run of {as_of}")
+
+    def sell_more(self) -> None:
+        """Changes the data so that a recompute gives other numbers than the last one."""
+        with self.db() as connection:
+            connection.execute(
+                "UPDATE customers_subscription SET quantity = quantity + 3 WHERE partner_id = %s", (self.partner_id,)
+            )
+
+    def send_recompute(self, as_of: dt.date) -> str:
+        kwargs = {"partner_id": self.partner_id, "dates": [as_of.isoformat()], "trigger": "faults"}
+        return self.probe.send_task("metrics.recompute_dates", kwargs=kwargs).id
+
+    def waiting(self, statement: str) -> list[int]:
+        """The server processes waiting for a lock while running `statement…`."""
+        rows = self.query(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s", (f"{statement}%",)
+        )
+        return [pid for (pid,) in rows]
+
+    def log(self) -> str:
+        return self.worker_log.read_text(errors="replace")
+
+    def wait_for(self, condition, what: str) -> object:
+        return wait_for(condition, timeout=TIMEOUT, what=what, log=self.worker_log)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    with private_folder() as folder, private_postgres(DATABASE) as postgres, private_redis() as redis_url:
+        url = postgres.url(DATABASE)
+        # Commands queue their follow-up recomputes in a Redis database no worker reads.
+        commands = project_env(database_url=url, redis_url=redis_url[:-1] + "15", CELERY_QUEUE_DIR=str(folder))
+        manage(commands, "migrate", "-v", "0")
+        log = folder / "worker.log"
+        worker_env = project_env(database_url=url, redis_url=redis_url, CELERY_QUEUE_DIR=str(folder))
+        probe = Celery("faults-probe", broker=redis_url, set_as_current=False)
+        with celery_worker(worker_env, log, pool="prefork", concurrency=2):  # starts while the data is imported
+            manage(commands, "create_partner", "alpha", "--name", "Alpha")
+            data = folder / "data"
+            scale = ("--customers", "4", "--users", "40", "--days", "40")
+            manage(commands, "generate_demo_data", "--output", str(data), *scale)
+            manage(commands, "import_data", "--partner", "alpha", str(data))
+            with postgres.connect(DATABASE) as connection:
+                (partner_id,) = connection.execute("SELECT id FROM accounts_partner WHERE slug = 'alpha'").fetchone()
+            wait_for(lambda: " ready." in log.read_text(), timeout=60, what="the worker", log=log)
+            yield Stack(postgres, redis_url, log, probe, partner_id)
+        probe.close()
+
+
+@pytest.fixture
+def scratch() -> Path:
+    """A temporary folder of this test only (pytest's are shared with other sessions of the machine)."""
+    with private_folder() as folder:
+        yield folder
+
+
+def _running_child(stack: Stack, task_id: str) -> int:
+    """The pid of the pool process running `task_id`, as the worker itself reports it."""
+    active = stack.probe.control.inspect(timeout=5).active() or {}
+    pids = [task["worker_pid"] for tasks in active.values() for task in tasks if task["id"] == task_id]
+    assert len(pids) == 1, active
+    return pids[0]
+
+
+def test_a_worker_killed_mid_recompute_is_redelivered_and_publishes_the_whole_day_once(stack):
+    as_of = YESTERDAY - dt.timedelta(days=3)
+    stack.publish(as_of)
+    before = stack.day(as_of)
+    stack.sell_more()
+    with stack.db(autocommit=False) as holder:
+        # The worker deletes the day grain by grain and stops at the SKU grain, half the day deleted.
+        holder.execute(
+            "SELECT id FROM metrics_skusnapshot WHERE partner_id = %s AND as_of = %s LIMIT 1 FOR UPDATE",
+            (stack.partner_id, as_of),
+        )
+        task_id = stack.send_recompute(as_of)
+        stack.wait_for(lambda: stack.waiting("DELETE FROM metrics_skusnapshot"), "the worker inside its transaction")
+        assert stack.day(as_of) == before  # readers still see the whole previous day
+        os.kill(_running_child(stack, task_id), signal.SIGKILL)
+        stack.wait_for(lambda: "WorkerLostError" in stack.log(), "the worker to notice its child died")
+        holder.rollback()
+    stack.wait_for(lambda: stack.ledger(as_of) == [("succeeded", 2, "")], "the redelivered task to publish the day")
+    after = stack.day(as_of)
+    assert after != before
+    stack.publish(as_of)
+    assert stack.day(as_of) == after  # the same as a single clean run
+    assert stack.ledger(as_of) == [("succeeded", 1, "")]
+
+
+def _overdue_schedule(path: Path) -> None:
+    """A beat schedule file whose nightly entry last ran two days ago, as after a missed night:
+    a beat started with it sends the nightly task at once."""
+    scheduler = PersistentScheduler(app=celery_app, schedule_filename=str(path))
+    try:
+        for name, entry in scheduler.schedule.items():
+            entry.last_run_at = celery_app.now() - dt.timedelta(days=2 if name == "nightly-recompute" else 0)
+        scheduler.sync()
+    finally:
+        scheduler.close()
+
+
+def test_two_beats_firing_the_same_night_compute_it_once(stack, scratch):
+    done = re.compile(rf"metrics\.recompute_dates\[[^]]+\] succeeded in [0-9.]+s: \['{YESTERDAY.isoformat()}'\]")
+    fanned_out = re.compile(r"metrics\.nightly_recompute\[[^]]+\] succeeded")
+    with stack.db() as holder:
+        # Both nightly fan-outs' recomputes start and wait for the partner's lock, held here.
+        holder.execute("SELECT pg_advisory_lock(%s)", (_lock_key("metrics", stack.partner_id),))
+        with contextlib.ExitStack() as beats:
+            for number in (1, 2):
+                folder = scratch / f"beat{number}"
+                folder.mkdir()
+                _overdue_schedule(folder / "schedule")
+                log = folder / "beat.log"
+                env = project_env(database_url=stack.postgres.url(DATABASE), redis_url=stack.redis_url)
+                schedule = ("-s", str(folder / "schedule"), f"--pidfile={folder / 'beat.pid'}")
+                beats.enter_context(celery_process(env, log, "beat", "--loglevel=info", *schedule))
+            stack.wait_for(lambda: len(fanned_out.findall(stack.log())) == 2, "both beats' nightly jobs")
+        stack.wait_for(lambda: len(stack.waiting("SELECT pg_advisory_xact_lock")) == 2, "two recomputes of one night")
+        holder.execute("SELECT pg_advisory_unlock(%s)", (_lock_key("metrics", stack.partner_id),))
+    stack.wait_for(lambda: len(done.findall(stack.log())) == 2, "both recomputes to end")
+    assert stack.log().count(f"alpha {YESTERDAY} was recomputed by a concurrent run; skipped") == 1
+    (run,) = stack.ledger(YESTERDAY)
+    assert run[0] == "succeeded"
+    computed = stack.day(YESTERDAY)
+    assert computed[engine.SNAPSHOT_TABLES[-1]]  # the night has SKU rows
+    stack.publish(YESTERDAY)
+    assert stack.day(YESTERDAY) == computed
+
+
+def test_a_dropped_database_connection_is_recorded_and_retried_with_backoff(stack):
+    as_of = YESTERDAY - dt.timedelta(days=5)
+    lock = _lock_key("metrics", stack.partner_id)
+    with stack.db() as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock,))
+        task_id = stack.send_recompute(as_of)
+        (backend,) = stack.wait_for(lambda: stack.waiting("SELECT pg_advisory_xact_lock"), "the worker to wait")
+        holder.execute("SELECT pg_terminate_backend(%s)", (backend,))  # as a server restart or failover does
+        retried = rf"recompute_dates\[{task_id}\] retry: Retry in \d+s: OperationalError\('terminating connection"
+        stack.wait_for(lambda: re.search(retried, stack.log()), "the task to retry with backoff")
+        # The retry waits for the lock in turn: the ledger shows its second attempt and the first one's error.
+        stack.wait_for(lambda: stack.waiting("SELECT pg_advisory_xact_lock"), "the retry to wait")
+        ((status, attempts, error),) = stack.ledger(as_of)
+        assert (status, attempts) == ("running", 2)
+        assert error.startswith("OperationalError: terminating connection due to administrator command")
+        holder.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+    stack.wait_for(lambda: stack.ledger(as_of) == [("succeeded", 2, "")], "the retry to publish the day")
+
+
+def test_the_database_down_mid_recompute_publishes_nothing_and_the_retry_completes_the_day(stack):
+    as_of = YESTERDAY - dt.timedelta(days=7)
+    stack.publish(as_of)
+    before = stack.day(as_of)
+    stack.sell_more()
+    holder = stack.db(autocommit=False)
+    holder.execute(
+        "SELECT id FROM metrics_skusnapshot WHERE partner_id = %s AND as_of = %s LIMIT 1 FOR UPDATE",
+        (stack.partner_id, as_of),
+    )
+    task_id = stack.send_recompute(as_of)
+    stack.wait_for(lambda: stack.waiting("DELETE FROM metrics_skusnapshot"), "the worker inside its transaction")
+    stack.postgres.stop("fast")  # every session ends, the worker's half-done transaction with it
+    try:
+        stack.wait_for(
+            lambda: re.search(rf"recompute_dates\[{task_id}\] retry: Retry in \d+s: OperationalError", stack.log()),
+            "the task to retry with backoff",
+        )
+    finally:
+        holder.close()
+        stack.postgres.start()
+    seen = stack.day(as_of)
+    stack.wait_for(lambda: [run[0] for run in stack.ledger(as_of)] == ["succeeded"], "the retry to finish")
+    after = stack.day(as_of)
+    assert seen in (before, after)  # never half a day
+    assert after != before
+    ((status, attempts, error),) = stack.ledger(as_of)
+    assert (status, error) == ("succeeded", "")
+    assert attempts >= 2  # the attempt the outage broke counts, and the retries that reached the database
+    stack.publish(as_of)
+    assert stack.day(as_of) == after
