@@ -131,10 +131,18 @@ def dates_to_refresh(*, partner: Partner, affected_from: dt.date | None, affecte
     return sorted(dates)
 
 
-def recompute_enqueue(*, partner: Partner, dates: list[dt.date], trigger: str) -> None:
+RECOMPUTE_NOT_QUEUED = (
+    "The metrics could not be queued for recomputation (the task queue is unreachable): "
+    "they will include this data after the nightly recompute."
+)
+
+
+def recompute_enqueue(
+    *, partner: Partner, dates: list[dt.date], trigger: str, on_failure: Callable[[], None] | None = None
+) -> None:
     """Queues a recompute once the current transaction commits. A broker that is down never
-    fails the caller: the dates stay stale until the nightly run (the data status page shows
-    imports newer than the last recompute)."""
+    fails the caller: the dates stay stale until the nightly run, and `on_failure` (called
+    instead) lets the caller tell the user so."""
     from metrics.tasks import recompute_dates
 
     def publish() -> None:
@@ -142,6 +150,8 @@ def recompute_enqueue(*, partner: Partner, dates: list[dt.date], trigger: str) -
             recompute_dates.delay(partner_id=partner.pk, dates=[d.isoformat() for d in dates], trigger=trigger)
         except Exception:
             logger.exception("Could not queue the recompute of %s; the nightly run will do it", partner.slug)
+            if on_failure is not None:
+                on_failure()
 
     transaction.on_commit(publish)
 

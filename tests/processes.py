@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -193,3 +194,33 @@ def celery_worker(
         "--without-gossip",
         "--without-mingle",
     )
+
+
+@contextlib.contextmanager
+def web_server(env: dict[str, str], log: Path) -> Iterator[str]:
+    """The web application behind gunicorn, as deployed, on a free loopback port; yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "partnerinsights.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: _serves(f"{base}/accounts/login/"), timeout=60, what="gunicorn", log=log)
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=15)
+
+
+def _serves(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False

@@ -14,18 +14,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import html
 import os
 import re
 import signal
+import socket
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
+import requests
 from celery import Celery
 from celery.beat import PersistentScheduler
 from django.utils import timezone
 
 from metrics import engine
+from metrics.services import RECOMPUTE_NOT_QUEUED
 from partnerinsights.celery import app as celery_app
 from partnerinsights.db import _lock_key
 from tests.processes import (
@@ -39,6 +44,7 @@ from tests.processes import (
     private_redis,
     project_env,
     wait_for,
+    web_server,
 )
 
 pytestmark = [
@@ -60,6 +66,7 @@ class Stack:
 
     postgres: PrivatePostgres
     redis_url: str
+    commands: dict[str, str]  # the environment of management commands
     worker_log: Path
     probe: Celery  # a client of the private broker: sends tasks, asks the worker what it runs
     partner_id: int
@@ -96,6 +103,9 @@ class Stack:
         """A clean run of one date by the worker, nothing in its way."""
         task_id = self.send_recompute(as_of)
         self.wait_for(lambda: f"recompute_dates[{task_id}] succeeded" in self.log(), f"a clean run of {as_of}")
+
+    def manage(self, *args: str) -> str:
+        return manage(self.commands, *args)
 
     def sell_more(self) -> None:
         """Changes the data so that a recompute gives other numbers than the last one."""
@@ -141,7 +151,7 @@ def stack() -> Stack:
             with postgres.connect(DATABASE) as connection:
                 (partner_id,) = connection.execute("SELECT id FROM accounts_partner WHERE slug = 'alpha'").fetchone()
             wait_for(lambda: " ready." in log.read_text(), timeout=60, what="the worker", log=log)
-            yield Stack(postgres, redis_url, log, probe, partner_id)
+            yield Stack(postgres, redis_url, commands, log, probe, partner_id)
         probe.close()
 
 
@@ -275,3 +285,90 @@ def test_the_database_down_mid_recompute_publishes_nothing_and_the_retry_complet
     assert attempts >= 2  # the attempt the outage broke counts, and the retries that reached the database
     stack.publish(as_of)
     assert stack.day(as_of) == after
+
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _csrf_token(page: requests.Response) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+
+
+def _post(session: requests.Session, page: str, action: str = "", **fields) -> requests.Response:
+    """A form of `page` posted to `action` (the page itself by default) as a browser does it:
+    with the form's CSRF token and the page as referer."""
+    token = _csrf_token(session.get(page, timeout=10))
+    data = {"csrfmiddlewaretoken": token, **fields.pop("data", {})}
+    return session.post(action or page, data=data, headers={"Referer": page}, timeout=30, **fields)
+
+
+def test_with_redis_down_pages_logins_and_imports_work_and_say_the_recompute_is_delayed(stack, scratch):
+    as_of = YESTERDAY - dt.timedelta(days=1)
+    stack.publish(as_of)
+    (latest,) = stack.query("SELECT max(as_of) FROM metrics_familysnapshot WHERE partner_id = %s", (stack.partner_id,))[
+        0
+    ]
+    email = "admin@alpha.example"
+    role = ("--role", "global_admin", "--password", PASSWORD)
+    stack.manage("create_staff", "--partner", "alpha", "--email", email, *role)
+    (customer_id,) = stack.query("SELECT min(id) FROM customers_customer WHERE partner_id = %s", (stack.partner_id,))[0]
+    with private_redis() as gone:
+        pass  # started and killed: nothing answers on its port any more
+    env = project_env(database_url=stack.postgres.url(DATABASE), redis_url=gone)
+    with web_server(env, scratch / "web.log") as base:
+        session = requests.Session()
+        login = _post(session, f"{base}/accounts/login/", data={"username": email, "password": PASSWORD})
+        assert login.url == f"{base}/customers/"
+        pages = [
+            "/customers/",
+            f"/customers/{customer_id}/insights/",
+            f"/customers/{customer_id}/subscriptions/",
+            f"/customers/{customer_id}/export.csv",
+            "/analytics/",
+            "/analytics/export.csv?grain=family",
+            "/imports/",
+            "/status/",
+            "/settings/",
+        ]
+        for path in pages:
+            page = session.get(f"{base}{path}", timeout=30)
+            assert page.status_code == 200, path
+        customers = session.get(f"{base}/customers/", timeout=30).text
+        assert f"Metrics as of <strong>{latest:%Y-%m-%d}</strong>" in customers
+
+        refused = _post(session, f"{base}/imports/", files={"files": ("customers.csv", b"customer_id\nC-X\n")})
+        assert "Import refused" in refused.text  # still validated: nothing written
+        upload = ("customers.csv", b"customer_id,name\nC-REDIS-DOWN,Imported while Redis is down\n", "text/csv")
+        started = time.monotonic()
+        imported = _post(session, f"{base}/imports/", files={"files": upload})
+        assert time.monotonic() - started < 10  # publishing gives up quickly: "Redis down" is not "web down"
+        assert "Succeeded" in imported.text
+        assert html.escape(RECOMPUTE_NOT_QUEUED) in imported.text
+        assert stack.query("SELECT name FROM customers_customer WHERE external_id = 'C-REDIS-DOWN'") == [
+            ("Imported while Redis is down",)
+        ]
+        status = session.get(f"{base}/status/", timeout=30).text
+        assert "the recompute is delayed, it could not be queued (the task queue is unreachable)" in status
+        recompute = _post(session, f"{base}/status/", f"{base}/status/recompute/")
+        assert f"The recompute of {YESTERDAY:%Y-%m-%d} could not be queued" in recompute.text
+
+
+def test_an_import_with_redis_not_answering_is_saved_within_the_publish_timeouts(stack, scratch):
+    """A broker that accepts connections and never answers (a hung Redis, a black-holed route):
+    queueing gives up after the publish timeouts instead of hanging the import."""
+    folder = scratch / "import"
+    folder.mkdir()
+    (folder / "customers.csv").write_text("customer_id,name\nC-REDIS-HUNG,Imported while Redis hangs\n")
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # the kernel accepts connections; nobody ever reads or answers
+        env = {**stack.commands, "REDIS_URL": f"redis://127.0.0.1:{hung.getsockname()[1]}/0"}
+        started = time.monotonic()
+        manage(env, "import_data", "--partner", "alpha", str(folder))
+        elapsed = time.monotonic() - started
+    assert elapsed < 15
+    ((warnings,),) = stack.query("SELECT warnings FROM customers_importrun ORDER BY id DESC LIMIT 1")
+    assert RECOMPUTE_NOT_QUEUED in warnings
+    assert stack.query("SELECT name FROM customers_customer WHERE external_id = 'C-REDIS-HUNG'") == [
+        ("Imported while Redis hangs",)
+    ]

@@ -164,6 +164,8 @@ class TestTasks:
             run = data_import(partner=partner, source=source_from_path(folder), origin=ImportRun.Origin.COMMAND)
         assert run.status == "succeeded"
         assert not RecomputeRun.objects.exists()
+        run.refresh_from_db()
+        assert run.warnings == [services.RECOMPUTE_NOT_QUEUED]  # the import's page says the metrics are delayed
 
 
 @pytest.mark.skipif(
