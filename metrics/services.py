@@ -23,6 +23,9 @@ from partnerinsights.db import partner_lock, partner_try_lock
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5  # a date that failed this often stops being retried (a poison task)
+# Who may start a fresh series of attempts on a date that gave up: a person (the command line,
+# the Recompute now button), never a retry, a redelivery or the nightly run.
+PERSON_TRIGGERS = frozenset({"command", "manual"})
 
 
 class GaveUp(Exception):
@@ -43,7 +46,7 @@ def metrics_recompute(*, partner: Partner, as_of: dt.date, trigger: str) -> Reco
     """Recomputes every grain of `partner` at `as_of` and records the run.
 
     Raises what the database raised (the run is then recorded as failed) and GaveUp when the
-    date already failed MAX_ATTEMPTS times.
+    date already failed MAX_ATTEMPTS times (the run then says it gave up), unless a person asks.
     """
     requested_at = timezone.now()
     attempts = _count_attempt(partner, as_of, trigger)
@@ -90,19 +93,35 @@ def metrics_recompute_dates(
 
 def _count_attempt(partner: Partner, as_of: dt.date, trigger: str) -> int:
     """Claims the ledger row and counts this attempt, committed before the work starts, so a
-    worker killed mid-run still leaves its attempt counted."""
+    worker killed mid-run still leaves its attempt counted. Past MAX_ATTEMPTS the row is marked
+    failed for good instead (and MAX_ATTEMPTS + 1 returned)."""
     with transaction.atomic():
         run, created = RecomputeRun.objects.select_for_update().get_or_create(
             partner=partner, as_of=as_of, defaults={"trigger": trigger, "attempts": 1}
         )
         if created:
             return 1
-        # A date that succeeded before starts a fresh series of attempts.
-        attempts = 1 if run.status == RecomputeRun.Status.SUCCEEDED else run.attempts + 1
+        # A date that succeeded before, or a person's request, starts a fresh series of attempts.
+        fresh = run.status == RecomputeRun.Status.SUCCEEDED or trigger in PERSON_TRIGGERS
+        if not fresh and run.attempts >= MAX_ATTEMPTS:
+            RecomputeRun.objects.filter(pk=run.pk).update(
+                status=RecomputeRun.Status.FAILED, error=_gave_up(run), finished_at=timezone.now()
+            )
+            return MAX_ATTEMPTS + 1
+        attempts = 1 if fresh else run.attempts + 1
         RecomputeRun.objects.filter(pk=run.pk).update(
             attempts=attempts, status=RecomputeRun.Status.RUNNING, trigger=trigger, started_at=timezone.now()
         )
         return attempts
+
+
+def _gave_up(run: RecomputeRun) -> str:
+    if run.error.startswith("Gave up"):
+        return run.error
+    # No error recorded: the attempt ended with its process (killed, out of memory).
+    last = run.error or "none recorded, the worker running it was lost"
+    message = f"Gave up after {run.attempts} attempts; recompute it by hand once the cause is fixed. Last error: {last}"
+    return message[:2000]
 
 
 def _record_failure(partner: Partner, as_of: dt.date, error: Exception) -> None:

@@ -120,6 +120,45 @@ class TestTasks:
             ("bravo", YESTERDAY, "nightly"),
         ]
 
+    def test_a_poison_date_is_retried_by_the_task_then_given_up_and_shown_failed(self, world, partner, monkeypatch):
+        calls = []
+
+        def poison(**kwargs):
+            calls.append(kwargs)
+            raise OperationalError("canceling statement due to statement timeout")
+
+        monkeypatch.setattr(engine, "compute_date", poison)
+        # Eagerly, each retry the task asks for runs at once (as a worker would after its backoff).
+        monkeypatch.setitem(celery_app.conf, "task_eager_propagates", False)
+        kwargs = {"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "nightly"}
+        result = tasks.recompute_dates.apply(kwargs=kwargs)
+        assert (result.state, result.get()) == ("SUCCESS", [])  # given up: no exception, no further retry
+        assert len(calls) == services.MAX_ATTEMPTS
+        run = RecomputeRun.objects.get()
+        assert (run.status, run.attempts) == ("failed", services.MAX_ATTEMPTS)
+        assert run.error.startswith(f"Gave up after {services.MAX_ATTEMPTS} attempts")
+        assert run.error.endswith("Last error: OperationalError: canceling statement due to statement timeout")
+
+    def test_a_date_whose_worker_is_lost_every_time_is_given_up(self, world, partner):
+        RecomputeRun.objects.create(
+            partner=partner, as_of=YESTERDAY, trigger="nightly", status="running", attempts=services.MAX_ATTEMPTS
+        )  # five deliveries that each killed their worker (out of memory) before recording anything
+        with pytest.raises(services.GaveUp):
+            services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
+        run = RecomputeRun.objects.get()
+        assert (run.status, run.attempts) == ("failed", services.MAX_ATTEMPTS)
+        assert run.error.endswith("Last error: none recorded, the worker running it was lost")
+        assert not SkuSnapshot.objects.exists()
+
+    @pytest.mark.parametrize("trigger", sorted(services.PERSON_TRIGGERS))
+    def test_a_person_can_recompute_a_date_that_gave_up(self, world, partner, trigger):
+        RecomputeRun.objects.create(
+            partner=partner, as_of=YESTERDAY, trigger="nightly", status="failed", attempts=services.MAX_ATTEMPTS
+        )
+        run = services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger=trigger)
+        assert (run.status, run.attempts, run.error) == ("succeeded", 1, "")
+        assert SkuSnapshot.objects.count() == 1
+
     def test_the_beat_schedule_runs_nightly_at_two(self):
         entry = settings.CELERY_BEAT_SCHEDULE["nightly-recompute"]
         assert entry["task"] == "metrics.nightly_recompute"
