@@ -148,11 +148,26 @@ def project_env(*, database_url: str, redis_url: str, **extra: str) -> dict[str,
 
 def manage(env: dict[str, str], *args: str) -> str:
     """Runs a management command as in production; returns its stderr (fails on a non-zero exit)."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stderr
+    return manage_all(env, args)[0]
+
+
+def manage_all(env: dict[str, str], *commands: tuple[str, ...]) -> list[str]:
+    """Runs management commands side by side (each in its own process); returns their stderr."""
+    running = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    outputs = [process.communicate(timeout=120) for process in running]
+    for args, process, (out, err) in zip(commands, running, outputs, strict=True):
+        assert process.returncode == 0, f"manage.py {' '.join(args)} failed:\n{out}\n{err}"
+    return [err for _, err in outputs]
 
 
 @contextlib.contextmanager

@@ -159,6 +159,36 @@ class TestTasks:
         assert (run.status, run.attempts, run.error) == ("succeeded", 1, "")
         assert SkuSnapshot.objects.count() == 1
 
+    def test_the_nightly_run_catches_up_the_nights_of_the_week_that_did_not_succeed(self, world, partner):
+        def night(days_ago: int, status: str, attempts: int = 1) -> None:
+            published = timezone.now() if status == "succeeded" else None
+            as_of = YESTERDAY - dt.timedelta(days=days_ago)
+            RecomputeRun.objects.create(
+                partner=partner,
+                as_of=as_of,
+                trigger="nightly",
+                status=status,
+                attempts=attempts,
+                published_at=published,
+            )
+
+        night(9, "succeeded")  # the partner's first published night
+        night(6, "failed", attempts=2)  # its retries ran out while the database was down
+        night(5, "failed", attempts=services.MAX_ATTEMPTS)  # gave up: waits for a person
+        night(4, "succeeded")
+        # 3 days ago: no row, the broker was down when beat fired
+        night(2, "running")  # its worker was lost and the message with it
+        night(1, "succeeded")
+        with scope(partner=partner):
+            assert services.nightly_dates(partner=partner) == [YESTERDAY - dt.timedelta(days=n) for n in (0, 2, 3, 6)]
+        tasks.nightly_recompute.delay()
+        outcomes = dict(RecomputeRun.objects.values_list("as_of", "status"))
+        assert [n for n in range(10) if outcomes.get(YESTERDAY - dt.timedelta(days=n)) != "succeeded"] == [5, 7, 8]
+
+    def test_the_nightly_run_of_a_partner_without_metrics_does_only_yesterday(self, partner):
+        with scope(partner=partner):
+            assert services.nightly_dates(partner=partner) == [YESTERDAY]
+
     def test_the_beat_schedule_runs_nightly_at_two(self):
         entry = settings.CELERY_BEAT_SCHEDULE["nightly-recompute"]
         assert entry["task"] == "metrics.nightly_recompute"
