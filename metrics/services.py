@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from django.db import connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from accounts.models import Partner
@@ -26,6 +27,7 @@ MAX_ATTEMPTS = 5  # a date that failed this often stops being retried (a poison 
 # Who may start a fresh series of attempts on a date that gave up: a person (the command line,
 # the Recompute now button), never a retry, a redelivery or the nightly run.
 PERSON_TRIGGERS = frozenset({"command", "manual"})
+CATCH_UP_DAYS = 7  # the nightly run also redoes the nights of the last week that did not succeed
 
 
 class GaveUp(Exception):
@@ -154,6 +156,27 @@ RECOMPUTE_NOT_QUEUED = (
     "The metrics could not be queued for recomputation (the task queue is unreachable): "
     "they will include this data after the nightly recompute."
 )
+
+
+def nightly_dates(*, partner: Partner) -> list[dt.date]:
+    """What the nightly run recomputes: yesterday first, then each earlier night of the last
+    CATCH_UP_DAYS whose recompute did not succeed, newest first — its retries ran out while the
+    database was down, or it was never queued (the broker was down when beat fired). A date that
+    gave up waits for a person; nights before the partner's first published one are not missing."""
+    end = yesterday()
+    start = end - dt.timedelta(days=CATCH_UP_DAYS - 1)
+    runs = {run.as_of: run for run in RecomputeRun.objects.filter(partner=partner, as_of__gte=start, as_of__lte=end)}
+    published = RecomputeRun.objects.filter(partner=partner, published_at__isnull=False)
+    first_published = published.aggregate(first=Min("as_of"))["first"]
+
+    def missed(as_of: dt.date) -> bool:
+        run = runs.get(as_of)
+        if run is None:  # never queued, or its message was lost
+            return first_published is not None and as_of > first_published
+        return run.status != RecomputeRun.Status.SUCCEEDED and run.attempts < MAX_ATTEMPTS
+
+    earlier = reversed(date_range(start, end - dt.timedelta(days=1)))
+    return [end, *(as_of for as_of in earlier if missed(as_of))]
 
 
 def recompute_enqueue(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import runpy
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import OperationalError, connection, connections
+from django.db import InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
 from django_scopes import scope
 
@@ -194,12 +195,29 @@ class TestTasks:
         assert entry["task"] == "metrics.nightly_recompute"
         assert (entry["schedule"].hour, entry["schedule"].minute) == ({2}, {0})
 
-    def test_recompute_task_is_configured_for_redelivery_and_retries(self):
+    def test_recompute_task_is_configured_for_redelivery_and_retries(self, monkeypatch):
         task = celery_app.tasks["metrics.recompute_dates"]
         assert (task.acks_late, task.reject_on_worker_lost) == (True, True)
-        assert OperationalError in task.autoretry_for
-        assert task.time_limit < 3 * 3600  # below Redis' visibility_timeout
-        assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+        assert {OperationalError, InterfaceError} <= set(task.autoretry_for)
+        assert (task.retry_backoff, task.retry_jitter) == (10, True)
+        # The ledger decides when a failing date is poison; Celery's own retries must not run out first.
+        assert task.max_retries >= services.MAX_ATTEMPTS
+        assert task.soft_time_limit < task.time_limit
+        # The settings as production reads them, with Redis as the broker.
+        monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+        monkeypatch.delenv("CELERY_TASK_ALWAYS_EAGER", raising=False)
+        production = runpy.run_path(str(ROOT / "partnerinsights" / "settings.py"))
+        options = production["CELERY_BROKER_TRANSPORT_OPTIONS"]
+        # Redis redelivers a message not acknowledged within visibility_timeout, also while it runs:
+        # a retry waits up to retry_backoff_max with its message reserved, then runs up to time_limit.
+        assert options["visibility_timeout"] > task.time_limit + task.retry_backoff_max
+        assert production["CELERY_WORKER_PREFETCH_MULTIPLIER"] == 1  # long tasks: one reserved at a time
+        # Publishing gives up within seconds when Redis is down or hung ("Redis down" is not "web down").
+        assert (options["socket_connect_timeout"], options["socket_timeout"], options["max_retries"]) == (2, 5, 2)
+        policy = production["CELERY_TASK_PUBLISH_RETRY_POLICY"]
+        assert policy["max_retries"] <= 2
+        assert policy["interval_max"] <= 1
+        assert production["CELERY_TASK_ALWAYS_EAGER"] is False
 
     def test_a_successful_import_recomputes_the_dates_it_touched(
         self, partner, tmp_path, django_capture_on_commit_callbacks
