@@ -24,9 +24,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 import requests
 from celery import Celery
 from celery.beat import PersistentScheduler
+from django.conf import settings
 from django.utils import timezone
 
 from metrics import engine
@@ -113,6 +115,14 @@ class Stack:
                 "UPDATE customers_subscription SET quantity = quantity + 3 WHERE partner_id = %s", (self.partner_id,)
             )
 
+    def hold_a_row_of(self, as_of: dt.date, holder: psycopg.Connection) -> None:
+        """Locks one SKU row of the day in `holder`'s transaction: a recompute deletes the day
+        grain by grain and waits there, the other grains deleted but not committed."""
+        holder.execute(
+            "SELECT id FROM metrics_skusnapshot WHERE partner_id = %s AND as_of = %s LIMIT 1 FOR UPDATE",
+            (self.partner_id, as_of),
+        )
+
     def send_recompute(self, as_of: dt.date) -> str:
         kwargs = {"partner_id": self.partner_id, "dates": [as_of.isoformat()], "trigger": "faults"}
         return self.probe.send_task("metrics.recompute_dates", kwargs=kwargs).id
@@ -175,11 +185,7 @@ def test_a_worker_killed_mid_recompute_is_redelivered_and_publishes_the_whole_da
     before = stack.day(as_of)
     stack.sell_more()
     with stack.db(autocommit=False) as holder:
-        # The worker deletes the day grain by grain and stops at the SKU grain, half the day deleted.
-        holder.execute(
-            "SELECT id FROM metrics_skusnapshot WHERE partner_id = %s AND as_of = %s LIMIT 1 FOR UPDATE",
-            (stack.partner_id, as_of),
-        )
+        stack.hold_a_row_of(as_of, holder)
         task_id = stack.send_recompute(as_of)
         stack.wait_for(lambda: stack.waiting("DELETE FROM metrics_skusnapshot"), "the worker inside its transaction")
         assert stack.day(as_of) == before  # readers still see the whole previous day
@@ -192,6 +198,49 @@ def test_a_worker_killed_mid_recompute_is_redelivered_and_publishes_the_whole_da
     stack.publish(as_of)
     assert stack.day(as_of) == after  # the same as a single clean run
     assert stack.ledger(as_of) == [("succeeded", 1, "")]
+
+
+def test_a_whole_worker_killed_mid_recompute_leaves_its_task_for_redelivery_after_the_visibility_timeout(
+    stack, scratch
+):
+    """The worker's main process dies too (the machine, the container): nobody rejects the task.
+    Redis keeps it unacknowledged and gives it to another worker once `visibility_timeout` has passed."""
+    as_of = YESTERDAY - dt.timedelta(days=9)
+    stack.publish(as_of)
+    before = stack.day(as_of)
+    stack.sell_more()
+    env = project_env(database_url=stack.postgres.url(DATABASE), redis_url=stack.redis_url)
+    broker, queue = redis.Redis.from_url(stack.redis_url), "lost-node"
+    kwargs = {"partner_id": stack.partner_id, "dates": [as_of.isoformat()], "trigger": "faults"}
+    with stack.db(autocommit=False) as holder:
+        stack.hold_a_row_of(as_of, holder)
+        with celery_worker(env, scratch / "lost.log", pool="prefork", queue=queue):
+            task_id = stack.probe.send_task("metrics.recompute_dates", kwargs=kwargs, queue=queue).id
+            stack.wait_for(
+                lambda: stack.waiting("DELETE FROM metrics_skusnapshot"), "the worker inside its transaction"
+            )
+        # Leaving the block SIGKILLed the worker's whole process group: no reject, no restore.
+        holder.rollback()
+    unacked = {tag: payload for tag, payload in broker.hgetall("unacked").items() if task_id.encode() in payload}
+    assert len(unacked) == 1
+    assert broker.llen(queue) == 0
+    assert stack.ledger(as_of) == [("running", 1, "")]  # its attempt counted, nothing published
+    assert stack.day(as_of) == before
+    # Three hours later, as far as Redis can tell: the message's reservation is older than the timeout.
+    (tag,) = unacked
+    timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    broker.zadd("unacked_index", {tag: time.time() - timeout - 60})
+    with celery_worker(env, scratch / "next.log", queue=queue):
+        wait_for(
+            lambda: stack.ledger(as_of) == [("succeeded", 2, "")],
+            timeout=TIMEOUT,
+            what="another worker to redeliver the task",
+            log=scratch / "next.log",
+        )
+    after = stack.day(as_of)
+    assert after != before
+    stack.publish(as_of)
+    assert stack.day(as_of) == after
 
 
 def _overdue_schedule(path: Path) -> None:
@@ -260,10 +309,7 @@ def test_the_database_down_mid_recompute_publishes_nothing_and_the_retry_complet
     before = stack.day(as_of)
     stack.sell_more()
     holder = stack.db(autocommit=False)
-    holder.execute(
-        "SELECT id FROM metrics_skusnapshot WHERE partner_id = %s AND as_of = %s LIMIT 1 FOR UPDATE",
-        (stack.partner_id, as_of),
-    )
+    stack.hold_a_row_of(as_of, holder)
     task_id = stack.send_recompute(as_of)
     stack.wait_for(lambda: stack.waiting("DELETE FROM metrics_skusnapshot"), "the worker inside its transaction")
     stack.postgres.stop("fast")  # every session ends, the worker's half-done transaction with it
