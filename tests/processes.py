@@ -171,12 +171,12 @@ def manage_all(env: dict[str, str], *commands: tuple[str, ...]) -> list[str]:
 
 
 @contextlib.contextmanager
-def celery_process(env: dict[str, str], log: Path, *arguments: str) -> Iterator[subprocess.Popen]:
-    """`celery -A partnerinsights <arguments>` in a session of its own, output in `log`; on exit
-    the whole session (a worker's pool children included) is killed."""
+def python_process(env: dict[str, str], log: Path, *arguments: str) -> Iterator[subprocess.Popen]:
+    """`python <arguments>` in the project, in a session of its own, output in `log`; on exit the
+    whole session (a worker's pool children included) is SIGKILLed."""
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "partnerinsights", *arguments],
+            [sys.executable, *arguments],
             cwd=ROOT,
             env=env,
             stdout=output,
@@ -187,8 +187,15 @@ def celery_process(env: dict[str, str], log: Path, *arguments: str) -> Iterator[
         yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # the process and its pool children
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=15)
+
+
+def celery_process(
+    env: dict[str, str], log: Path, *arguments: str
+) -> contextlib.AbstractContextManager[subprocess.Popen]:
+    """`celery -A partnerinsights <arguments>`, as `python_process`."""
+    return python_process(env, log, "-m", "celery", "-A", "partnerinsights", *arguments)
 
 
 def celery_worker(
@@ -216,22 +223,9 @@ def web_server(env: dict[str, str], log: Path) -> Iterator[str]:
     """The web application behind gunicorn, as deployed, on a free loopback port; yields its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "partnerinsights.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with python_process(env, log, "-m", "gunicorn", "partnerinsights.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"):
         wait_for(lambda: _serves(f"{base}/accounts/login/"), timeout=60, what="gunicorn", log=log)
         yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=15)
 
 
 def _serves(url: str) -> bool:

@@ -1,12 +1,13 @@
-"""The nightly job under faults, with real processes: a private PostgreSQL cluster and a private
-redis-server (both started here, on free loopback ports), a real prefork Celery worker and real
-beats, and the faults done to them: a worker child SIGKILLed mid-recompute, two beats firing the
-same night, the database dropping the connection or going down mid-run.
+"""The nightly job and the web under faults, with real processes: a private PostgreSQL cluster and
+a private redis-server (both started here, on free loopback ports), a real prefork Celery worker,
+real beats and gunicorn, and the faults done to them: a worker child or the whole worker SIGKILLed
+mid-recompute, two beats firing the same night, the database dropping the connection or going down
+mid-run, Redis gone or hung while people use the site.
 
 The worker is stopped at a known point without sleeping and without test hooks in the product:
 the test holds, from its own connection, the lock the worker is about to need (a row of the day
-being replaced, or the partner's advisory lock), sees the worker wait for it in `pg_stat_activity`
-/ `pg_locks`, and then does the damage.
+being replaced, or the partner's advisory lock), sees the worker wait for it in `pg_stat_activity`,
+and then does the damage.
 """
 
 from __future__ import annotations
