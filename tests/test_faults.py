@@ -99,9 +99,10 @@ class Stack:
                     f"SELECT * FROM {table} WHERE partner_id = %s AND as_of = %s", (self.partner_id, as_of)
                 )
                 columns = [column.name for column in cursor.description]
-                stored[table] = sorted(
+                rows = (
                     tuple(value for name, value in zip(columns, row, strict=True) if name != "id") for row in cursor
                 )
+                stored[table] = sorted(rows, key=repr)  # a canonical order; cells may be NULL
         return stored
 
     def publish(self, as_of: dt.date) -> None:
