@@ -52,6 +52,7 @@ from tests.processes import (
 )
 
 pytestmark = [
+    pytest.mark.postgresql,
     pytest.mark.skipif(
         not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
         reason="fault tests run where PostgreSQL and Redis are (CI sets DATABASE_URL and REDIS_URL)",
