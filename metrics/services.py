@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from django.db import connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from accounts.models import Partner
@@ -23,6 +24,10 @@ from partnerinsights.db import partner_lock, partner_try_lock
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5  # a date that failed this often stops being retried (a poison task)
+# Who may start a fresh series of attempts on a date that gave up: a person (the command line,
+# the Recompute now button), never a retry, a redelivery or the nightly run.
+PERSON_TRIGGERS = frozenset({"command", "manual"})
+CATCH_UP_DAYS = 7  # the nightly run also redoes the nights of the last week that did not succeed
 
 
 class GaveUp(Exception):
@@ -43,7 +48,7 @@ def metrics_recompute(*, partner: Partner, as_of: dt.date, trigger: str) -> Reco
     """Recomputes every grain of `partner` at `as_of` and records the run.
 
     Raises what the database raised (the run is then recorded as failed) and GaveUp when the
-    date already failed MAX_ATTEMPTS times.
+    date already failed MAX_ATTEMPTS times (the run then says it gave up), unless a person asks.
     """
     requested_at = timezone.now()
     attempts = _count_attempt(partner, as_of, trigger)
@@ -90,19 +95,35 @@ def metrics_recompute_dates(
 
 def _count_attempt(partner: Partner, as_of: dt.date, trigger: str) -> int:
     """Claims the ledger row and counts this attempt, committed before the work starts, so a
-    worker killed mid-run still leaves its attempt counted."""
+    worker killed mid-run still leaves its attempt counted. Past MAX_ATTEMPTS the row is marked
+    failed for good instead (and MAX_ATTEMPTS + 1 returned)."""
     with transaction.atomic():
         run, created = RecomputeRun.objects.select_for_update().get_or_create(
             partner=partner, as_of=as_of, defaults={"trigger": trigger, "attempts": 1}
         )
         if created:
             return 1
-        # A date that succeeded before starts a fresh series of attempts.
-        attempts = 1 if run.status == RecomputeRun.Status.SUCCEEDED else run.attempts + 1
+        # A date that succeeded before, or a person's request, starts a fresh series of attempts.
+        fresh = run.status == RecomputeRun.Status.SUCCEEDED or trigger in PERSON_TRIGGERS
+        if not fresh and run.attempts >= MAX_ATTEMPTS:
+            RecomputeRun.objects.filter(pk=run.pk).update(
+                status=RecomputeRun.Status.FAILED, error=_gave_up(run), finished_at=timezone.now()
+            )
+            return MAX_ATTEMPTS + 1
+        attempts = 1 if fresh else run.attempts + 1
         RecomputeRun.objects.filter(pk=run.pk).update(
             attempts=attempts, status=RecomputeRun.Status.RUNNING, trigger=trigger, started_at=timezone.now()
         )
         return attempts
+
+
+def _gave_up(run: RecomputeRun) -> str:
+    if run.error.startswith("Gave up"):
+        return run.error
+    # No error recorded: the attempt ended with its process (killed, out of memory).
+    last = run.error or "none recorded, the worker running it was lost"
+    message = f"Gave up after {run.attempts} attempts; recompute it by hand once the cause is fixed. Last error: {last}"
+    return message[:2000]
 
 
 def _record_failure(partner: Partner, as_of: dt.date, error: Exception) -> None:
@@ -131,10 +152,39 @@ def dates_to_refresh(*, partner: Partner, affected_from: dt.date | None, affecte
     return sorted(dates)
 
 
-def recompute_enqueue(*, partner: Partner, dates: list[dt.date], trigger: str) -> None:
+RECOMPUTE_NOT_QUEUED = (
+    "The metrics could not be queued for recomputation (the task queue is unreachable): "
+    "they will include this data after the nightly recompute."
+)
+
+
+def nightly_dates(*, partner: Partner) -> list[dt.date]:
+    """What the nightly run recomputes: yesterday first, then each earlier night of the last
+    CATCH_UP_DAYS whose recompute did not succeed, newest first — its retries ran out while the
+    database was down, or it was never queued (the broker was down when beat fired). A date that
+    gave up waits for a person; nights before the partner's first published one are not missing."""
+    end = yesterday()
+    start = end - dt.timedelta(days=CATCH_UP_DAYS - 1)
+    runs = {run.as_of: run for run in RecomputeRun.objects.filter(partner=partner, as_of__gte=start, as_of__lte=end)}
+    published = RecomputeRun.objects.filter(partner=partner, published_at__isnull=False)
+    first_published = published.aggregate(first=Min("as_of"))["first"]
+
+    def missed(as_of: dt.date) -> bool:
+        run = runs.get(as_of)
+        if run is None:  # never queued, or its message was lost
+            return first_published is not None and as_of > first_published
+        return run.status != RecomputeRun.Status.SUCCEEDED and run.attempts < MAX_ATTEMPTS
+
+    earlier = reversed(date_range(start, end - dt.timedelta(days=1)))
+    return [end, *(as_of for as_of in earlier if missed(as_of))]
+
+
+def recompute_enqueue(
+    *, partner: Partner, dates: list[dt.date], trigger: str, on_failure: Callable[[], None] | None = None
+) -> None:
     """Queues a recompute once the current transaction commits. A broker that is down never
-    fails the caller: the dates stay stale until the nightly run (the data status page shows
-    imports newer than the last recompute)."""
+    fails the caller: the dates stay stale until the nightly run, and `on_failure` (called
+    instead) lets the caller tell the user so."""
     from metrics.tasks import recompute_dates
 
     def publish() -> None:
@@ -142,6 +192,8 @@ def recompute_enqueue(*, partner: Partner, dates: list[dt.date], trigger: str) -
             recompute_dates.delay(partner_id=partner.pk, dates=[d.isoformat() for d in dates], trigger=trigger)
         except Exception:
             logger.exception("Could not queue the recompute of %s; the nightly run will do it", partner.slug)
+            if on_failure is not None:
+                on_failure()
 
     transaction.on_commit(publish)
 

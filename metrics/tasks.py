@@ -52,9 +52,11 @@ def recompute_dates(*, partner_id: int, dates: list[str], trigger: str) -> list[
 
 @shared_task(name="metrics.nightly_recompute")
 def nightly_recompute() -> int:
-    """The beat entry: recomputes yesterday for every partner, one task per partner."""
-    as_of = services.yesterday().isoformat()
-    partner_ids = list(Partner.objects.values_list("pk", flat=True))
-    for partner_id in partner_ids:
-        recompute_dates.delay(partner_id=partner_id, dates=[as_of], trigger="nightly")
-    return len(partner_ids)
+    """The beat entry: one task per partner recomputing yesterday and the nights of the past
+    week that did not succeed (`services.nightly_dates`)."""
+    partners = list(Partner.objects.all())
+    for partner in partners:
+        with scope(partner=partner):
+            dates = [as_of.isoformat() for as_of in services.nightly_dates(partner=partner)]
+        recompute_dates.delay(partner_id=partner.pk, dates=dates, trigger="nightly")
+    return len(partners)

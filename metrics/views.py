@@ -74,6 +74,7 @@ def data_status(request: HttpRequest) -> HttpResponse:
         "failures": [run for run in runs if run.status == RecomputeRun.Status.FAILED],
         # An import newer than every recompute: its numbers are not in the metrics yet.
         "recompute_pending": bool(last_import and (last_run is None or last_run.started_at < last_import.finished_at)),
+        "recompute_not_queued": bool(last_import and services.RECOMPUTE_NOT_QUEUED in last_import.warnings),
     }
     return render(request, "metrics/data_status.html", context)
 
@@ -81,8 +82,19 @@ def data_status(request: HttpRequest) -> HttpResponse:
 @require_POST
 @require_action(Action.TRIGGER_RECOMPUTE)
 def recompute_now(request: HttpRequest) -> HttpResponse:
-    services.recompute_enqueue(partner=request.partner, dates=[services.yesterday()], trigger="manual")
-    messages.success(request, f"Recompute of {services.yesterday():%Y-%m-%d} queued.")
+    as_of = services.yesterday()
+    not_queued: list[bool] = []
+    services.recompute_enqueue(
+        partner=request.partner, dates=[as_of], trigger="manual", on_failure=lambda: not_queued.append(True)
+    )
+    if not_queued:
+        messages.error(
+            request,
+            f"The recompute of {as_of:%Y-%m-%d} could not be queued: the task queue is unreachable. "
+            "The nightly run recomputes it; try again later.",
+        )
+    else:
+        messages.success(request, f"Recompute of {as_of:%Y-%m-%d} queued.")
     return redirect("metrics:status")
 
 

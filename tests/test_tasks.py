@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import subprocess
-import sys
+import runpy
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import OperationalError, connection, connections
+from django.db import InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
 from django_scopes import scope
 
@@ -27,6 +26,7 @@ from metrics.models import RecomputeRun, SkuSnapshot
 from partnerinsights.celery import app as celery_app
 from tests import factories
 from tests.metrics_reference import stored_metrics
+from tests.processes import celery_worker, private_folder, project_env, wait_for
 from tests.test_metrics import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,17 +121,103 @@ class TestTasks:
             ("bravo", YESTERDAY, "nightly"),
         ]
 
+    def test_a_poison_date_is_retried_by_the_task_then_given_up_and_shown_failed(self, world, partner, monkeypatch):
+        calls = []
+
+        def poison(**kwargs):
+            calls.append(kwargs)
+            raise OperationalError("canceling statement due to statement timeout")
+
+        monkeypatch.setattr(engine, "compute_date", poison)
+        # Eagerly, each retry the task asks for runs at once (as a worker would after its backoff).
+        monkeypatch.setitem(celery_app.conf, "task_eager_propagates", False)
+        kwargs = {"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "nightly"}
+        result = tasks.recompute_dates.apply(kwargs=kwargs)
+        assert (result.state, result.get()) == ("SUCCESS", [])  # given up: no exception, no further retry
+        assert len(calls) == services.MAX_ATTEMPTS
+        run = RecomputeRun.objects.get()
+        assert (run.status, run.attempts) == ("failed", services.MAX_ATTEMPTS)
+        assert run.error.startswith(f"Gave up after {services.MAX_ATTEMPTS} attempts")
+        assert run.error.endswith("Last error: OperationalError: canceling statement due to statement timeout")
+
+    def test_a_date_whose_worker_is_lost_every_time_is_given_up(self, world, partner):
+        RecomputeRun.objects.create(
+            partner=partner, as_of=YESTERDAY, trigger="nightly", status="running", attempts=services.MAX_ATTEMPTS
+        )  # five deliveries that each killed their worker (out of memory) before recording anything
+        with pytest.raises(services.GaveUp):
+            services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
+        run = RecomputeRun.objects.get()
+        assert (run.status, run.attempts) == ("failed", services.MAX_ATTEMPTS)
+        assert run.error.endswith("Last error: none recorded, the worker running it was lost")
+        assert not SkuSnapshot.objects.exists()
+
+    @pytest.mark.parametrize("trigger", sorted(services.PERSON_TRIGGERS))
+    def test_a_person_can_recompute_a_date_that_gave_up(self, world, partner, trigger):
+        RecomputeRun.objects.create(
+            partner=partner, as_of=YESTERDAY, trigger="nightly", status="failed", attempts=services.MAX_ATTEMPTS
+        )
+        run = services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger=trigger)
+        assert (run.status, run.attempts, run.error) == ("succeeded", 1, "")
+        assert SkuSnapshot.objects.count() == 1
+
+    def test_the_nightly_run_catches_up_the_nights_of_the_week_that_did_not_succeed(self, world, partner):
+        def night(days_ago: int, status: str, attempts: int = 1) -> None:
+            published = timezone.now() if status == "succeeded" else None
+            as_of = YESTERDAY - dt.timedelta(days=days_ago)
+            RecomputeRun.objects.create(
+                partner=partner,
+                as_of=as_of,
+                trigger="nightly",
+                status=status,
+                attempts=attempts,
+                published_at=published,
+            )
+
+        night(9, "succeeded")  # the partner's first published night
+        night(6, "failed", attempts=2)  # its retries ran out while the database was down
+        night(5, "failed", attempts=services.MAX_ATTEMPTS)  # gave up: waits for a person
+        night(4, "succeeded")
+        # 3 days ago: no row, the broker was down when beat fired
+        night(2, "running")  # its worker was lost and the message with it
+        night(1, "succeeded")
+        with scope(partner=partner):
+            assert services.nightly_dates(partner=partner) == [YESTERDAY - dt.timedelta(days=n) for n in (0, 2, 3, 6)]
+        tasks.nightly_recompute.delay()
+        outcomes = dict(RecomputeRun.objects.values_list("as_of", "status"))
+        assert [n for n in range(10) if outcomes.get(YESTERDAY - dt.timedelta(days=n)) != "succeeded"] == [5, 7, 8]
+
+    def test_the_nightly_run_of_a_partner_without_metrics_does_only_yesterday(self, partner):
+        with scope(partner=partner):
+            assert services.nightly_dates(partner=partner) == [YESTERDAY]
+
     def test_the_beat_schedule_runs_nightly_at_two(self):
         entry = settings.CELERY_BEAT_SCHEDULE["nightly-recompute"]
         assert entry["task"] == "metrics.nightly_recompute"
         assert (entry["schedule"].hour, entry["schedule"].minute) == ({2}, {0})
 
-    def test_recompute_task_is_configured_for_redelivery_and_retries(self):
+    def test_recompute_task_is_configured_for_redelivery_and_retries(self, monkeypatch):
         task = celery_app.tasks["metrics.recompute_dates"]
         assert (task.acks_late, task.reject_on_worker_lost) == (True, True)
-        assert OperationalError in task.autoretry_for
-        assert task.time_limit < 3 * 3600  # below Redis' visibility_timeout
-        assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+        assert {OperationalError, InterfaceError} <= set(task.autoretry_for)
+        assert (task.retry_backoff, task.retry_jitter) == (10, True)
+        # The ledger decides when a failing date is poison; Celery's own retries must not run out first.
+        assert task.max_retries >= services.MAX_ATTEMPTS
+        assert task.soft_time_limit < task.time_limit
+        # The settings as production reads them, with Redis as the broker.
+        monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+        monkeypatch.delenv("CELERY_TASK_ALWAYS_EAGER", raising=False)
+        production = runpy.run_path(str(ROOT / "partnerinsights" / "settings.py"))
+        options = production["CELERY_BROKER_TRANSPORT_OPTIONS"]
+        # Redis redelivers a message not acknowledged within visibility_timeout, also while it runs:
+        # a retry waits up to retry_backoff_max with its message reserved, then runs up to time_limit.
+        assert options["visibility_timeout"] > task.time_limit + task.retry_backoff_max
+        assert production["CELERY_WORKER_PREFETCH_MULTIPLIER"] == 1  # long tasks: one reserved at a time
+        # Publishing gives up within seconds when Redis is down or hung ("Redis down" is not "web down").
+        assert (options["socket_connect_timeout"], options["socket_timeout"], options["max_retries"]) == (2, 5, 2)
+        policy = production["CELERY_TASK_PUBLISH_RETRY_POLICY"]
+        assert policy["max_retries"] <= 2
+        assert policy["interval_max"] <= 1
+        assert production["CELERY_TASK_ALWAYS_EAGER"] is False
 
     def test_a_successful_import_recomputes_the_dates_it_touched(
         self, partner, tmp_path, django_capture_on_commit_callbacks
@@ -165,6 +251,8 @@ class TestTasks:
             run = data_import(partner=partner, source=source_from_path(folder), origin=ImportRun.Origin.COMMAND)
         assert run.status == "succeeded"
         assert not RecomputeRun.objects.exists()
+        run.refresh_from_db()
+        assert run.warnings == [services.RECOMPUTE_NOT_QUEUED]  # the import's page says the metrics are delayed
 
 
 @pytest.mark.skipif(
@@ -206,47 +294,21 @@ def test_a_real_worker_on_redis_completes_a_recompute(partner):
     factories.SubscriptionFactory(customer=factories.CustomerFactory(partner=partner))
     queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
     database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DEBUG": "true",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    env = project_env(
+        database_url=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
         if connection.vendor == "postgresql"
         else f"sqlite:///{database['NAME']}",
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "partnerinsights",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--loglevel=warning",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        redis_url=os.environ["REDIS_URL"],
     )
     celery_app.conf.task_always_eager = False
     try:
-        tasks.recompute_dates.apply_async(
-            kwargs={"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "worker"}, queue=queue
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker").exists():
-                break
-            time.sleep(0.5)
-        assert RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker").exists()
+        with private_folder() as folder, celery_worker(env, folder / "worker.log", queue=queue) as worker:
+            tasks.recompute_dates.apply_async(
+                kwargs={"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "worker"}, queue=queue
+            )
+            done = RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker")
+            wait_for(done.exists, timeout=60, what="the worker's recompute", log=folder / "worker.log")
+            assert worker.poll() is None
         assert SkuSnapshot.objects.filter(partner=partner, as_of=YESTERDAY).count() == 1
     finally:
         celery_app.conf.task_always_eager = True
-        worker.terminate()
-        worker.wait(timeout=30)

@@ -64,15 +64,24 @@ def data_import(
         )
         if previous is not None:
             warnings.append(f"Same content as import #{previous.pk} of {previous.started_at:%Y-%m-%d %H:%M}.")
-        refresh = metrics_services.dates_to_refresh(
-            partner=partner, affected_from=run.affected_from, affected_to=run.affected_to
-        )
-        metrics_services.recompute_enqueue(partner=partner, dates=refresh, trigger="import")
     finally:
         staging.drop_tables()
         vendor.drop_tables()
     _finish(run, issues, warnings, source)
+    if run.status == ImportRun.Status.SUCCEEDED:
+        refresh = metrics_services.dates_to_refresh(
+            partner=partner, affected_from=run.affected_from, affected_to=run.affected_to
+        )
+        metrics_services.recompute_enqueue(
+            partner=partner, dates=refresh, trigger="import", on_failure=lambda: _recompute_not_queued(run)
+        )
     return run
+
+
+def _recompute_not_queued(run: ImportRun) -> None:
+    """The import stands; its page and the data status page say its metrics are delayed."""
+    run.warnings = [*run.warnings, metrics_services.RECOMPUTE_NOT_QUEUED]
+    run.save(update_fields=["warnings"])
 
 
 def _finish(run: ImportRun, issues: IssueList, warnings: list[str], source: ImportSource) -> None:
