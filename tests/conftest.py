@@ -76,6 +76,7 @@ def staff_for(partner: Partner, role: Role) -> StaffUser:
 
 
 TENANT_APPS = ("accounts", "customers", "metrics", "exports")
+SIGN_IN_BOOKKEEPING = {"last_login", "last_used_at"}  # every signed-in request may touch them
 
 
 def tenant_tables() -> dict[str, list[tuple]]:
@@ -83,11 +84,12 @@ def tenant_tables() -> dict[str, list[tuple]]:
 
     Import runs are left out: a refused import records its run, and writes nothing else.
     """
-    return {
-        model._meta.db_table: list(model._base_manager.order_by("pk").values_list())
-        for model in apps.get_models(include_auto_created=True)
-        if model._meta.app_label in TENANT_APPS and model is not ImportRun
-    }
+    tables = {}
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.app_label in TENANT_APPS and model is not ImportRun:
+            columns = [f.attname for f in model._meta.concrete_fields if f.name not in SIGN_IN_BOOKKEEPING]
+            tables[model._meta.db_table] = list(model._base_manager.order_by("pk").values_list(*columns))
+    return tables
 
 
 def client_for(user: StaffUser) -> Client:

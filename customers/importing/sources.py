@@ -25,8 +25,9 @@ MAX_ZIP_TOTAL_BYTES = 20 * 1024**3
 MAX_ZIP_RATIO = 200  # a CSV compresses about 5–30×; a bomb, thousands of times
 _RATIO_APPLIES_ABOVE = 1024 * 1024
 _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
-# What reading a damaged entry raises (zipfile stops at the declared size, then checks the CRC).
-_ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError)
+# What opening or reading a damaged entry raises (zipfile stops at the declared size, then checks
+# the CRC; a bad header offset is a ValueError, flags it does not support NotImplementedError).
+_ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError)
 
 
 class UnreadableFile(Exception):

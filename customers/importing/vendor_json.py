@@ -60,7 +60,7 @@ def parse_document(file: str, stream: IO[bytes], issues: IssueList) -> Any:
     except UnicodeDecodeError as error:
         issues.add(ImportIssue(file, 0, "-", f"not valid UTF-8 text at byte {error.start}"))
     except json.JSONDecodeError as error:
-        text = error.doc.splitlines()[error.lineno - 1].strip() if error.doc else ""
+        text = error.doc.split("\n")[error.lineno - 1].strip()  # lineno counts "\n" only (not splitlines')
         issues.add(ImportIssue(file, error.lineno, str(error.colno), f"not valid JSON: {error.msg}", text))
     except ValueError:  # Python refuses to read a number of more than 4,300 digits
         issues.add(ImportIssue(file, 0, "-", "not valid JSON: a number has too many digits"))
