@@ -490,9 +490,9 @@ def test_moving_a_user_with_assignments_to_another_customer_is_refused(partner, 
     ]
 
 
-def zip_bytes(entries: dict[str, str]) -> bytes:
+def zip_bytes(entries: dict[str, str | bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", method) as archive:
         for name, content in entries.items():
             archive.writestr(name, content)
     return buffer.getvalue()
