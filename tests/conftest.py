@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.test import Client
 from django_scopes import scope, scopes_disabled
@@ -72,6 +73,23 @@ def other_partner(db) -> Partner:
 
 def staff_for(partner: Partner, role: Role) -> StaffUser:
     return StaffUser.objects.create_user(f"{role.value}@{partner.slug}.example", PASSWORD, partner=partner, role=role)
+
+
+TENANT_APPS = ("accounts", "customers", "metrics", "exports")
+SIGN_IN_BOOKKEEPING = {"last_login", "last_used_at"}  # every signed-in request may touch them
+
+
+def tenant_tables() -> dict[str, list[tuple]]:
+    """Every row of every table of partner data (the shared catalog and staff included), by pk.
+
+    Import runs are left out: a refused import records its run, and writes nothing else.
+    """
+    tables = {}
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.app_label in TENANT_APPS and model is not ImportRun:
+            columns = [f.attname for f in model._meta.concrete_fields if f.name not in SIGN_IN_BOOKKEEPING]
+            tables[model._meta.db_table] = list(model._base_manager.order_by("pk").values_list(*columns))
+    return tables
 
 
 def client_for(user: StaffUser) -> Client:

@@ -79,14 +79,16 @@ def test_commands_exit_1_on_error_with_the_message_on_stderr(tmp_path):
     assert result.stdout == ""
 
 
-def test_deployment_checks_are_clean_with_production_settings():
-    env = {
-        "DEBUG": "false",
-        "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
-        "ALLOWED_HOSTS": "insights.example.com",
-        "PATH": "/usr/bin:/bin",
-    }
-    result = subprocess.run(
+# The environment of a production deployment: no DEBUG, a strong key, the site's host name.
+PRODUCTION_ENV = {
+    "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
+    "ALLOWED_HOSTS": "insights.example.com",
+    "PATH": "/usr/bin:/bin",
+}
+
+
+def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=env,
@@ -94,8 +96,19 @@ def test_deployment_checks_are_clean_with_production_settings():
         text=True,
         check=False,
     )
+
+
+@pytest.mark.parametrize("debug", [{"DEBUG": "false"}, {}], ids=["debug-false", "debug-unset"])
+def test_deployment_checks_are_clean_with_production_settings(debug):
+    result = deploy_check({**PRODUCTION_ENV, **debug})
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_deployment_checks_refuse_a_weak_secret_key():
+    result = deploy_check({**PRODUCTION_ENV, "SECRET_KEY": "changeme"})
+    assert result.returncode != 0
+    assert "security.W009" in result.stderr
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key():

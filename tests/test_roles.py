@@ -229,6 +229,18 @@ class TestUserManagementAdminLimits:
         response = client_for(me).post(f"/staff/{me.pk}/", {"role": "user_admin", "is_active": "on"})
         assert response.status_code == 403
 
+    @pytest.mark.parametrize("role", [UA, AA, SA])
+    @pytest.mark.parametrize("path", ["/staff/{me}/", "/staff/invite/"])
+    def test_nobody_promotes_themselves_to_global_admin(self, world, role, path):
+        me = world["staff"][role]
+        before = _state()
+        data = {"role": "global_admin", "is_active": "on", "email": me.email}
+        response = client_for(me).post(path.format(me=me.pk), data)
+        assert response.status_code == 403
+        assert _state() == before
+        me.refresh_from_db()
+        assert (me.role, me.is_active) == (role, True)
+
     def test_global_admin_can_grant_global_admin(self, world):
         response = client_for(world["staff"][GA]).post(
             f"/staff/{world['target'].pk}/", {"role": "global_admin", "is_active": "on"}

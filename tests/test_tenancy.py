@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 
 import pytest
+from django.core import mail
 from django.db import IntegrityError, connection, transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
@@ -17,7 +18,8 @@ from django_scopes import ScopeError, scope
 
 from accounts.models import ApiToken
 from accounts.roles import Role
-from customers.models import Customer
+from customers.models import Customer, Product
+from metrics.models import SkuSetting
 from metrics.services import metrics_recompute
 from tests import factories
 from tests.conftest import MARKER, client_for, token_client_for
@@ -228,3 +230,86 @@ def test_database_refuses_an_assignment_across_customers(partner):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         assign_across_customers()
+
+
+# --- another partner's ids in query strings, export filters and form fields ------------------------
+
+BRAVO_ONLY_SKU = "BRAVOSUITE"  # the SKU itself carries no marker: a refusal may echo what was asked
+
+
+@pytest.fixture
+def bravo_only(bravo, other_partner) -> dict:
+    """A SKU of partner B's own catalog, on B's customer, and a snapshot date only B has."""
+    product = Product.objects.create(
+        partner=other_partner, sku=BRAVO_ONLY_SKU, name=f"{MARKER}Suite", family="office365"
+    )
+    factories.SubscriptionFactory(customer=bravo["customer"], product=product, external_id="S-BRAVO")
+    day = YESTERDAY - dt.timedelta(days=3)
+    metrics_recompute(partner=other_partner, as_of=day, trigger="test")
+    return {"sku": BRAVO_ONLY_SKU, "day": day.isoformat(), "customer": bravo["customer"].pk}
+
+
+# Each query names one of B's things ({sku}, {day}, {customer}); the same query naming a thing that
+# exists nowhere (NOWHERE: a SKU, a day next to B's without any snapshot, a customer id) must
+# answer the same. {own} is A's customer.
+FOREIGN_QUERIES = [
+    ("/analytics/export.csv?sku={sku}", 400),
+    ("/analytics/export.csv?grain=family&sku={sku}", 400),
+    ("/analytics/?sku={sku}", 200),
+    ("/analytics/export.csv?as_of={day}", 404),
+    ("/analytics/inactive.csv?as_of={day}", 404),
+    ("/customers/{own}/export.csv?as_of={day}", 404),
+    ("/customers/{own}/inactive.csv?as_of={day}", 404),
+    ("/customers/{own}/insights/?as_of={day}", 200),
+    ("/analytics/?as_of={day}", 200),
+    ("/analytics/export.csv?customer={customer}&customer_id={customer}", 200),
+    ("/api/customers/{own}/metrics/sku/?sku={sku}", 200),
+    ("/api/customers/{own}/metrics/sku/?as_of={day}", 200),
+    ("/api/portfolio/?from={day}&to={day}", 200),
+    ("/api/inactive-users/?as_of={day}", 200),
+]
+NOWHERE = {"sku": "NOSUCHSKU", "day": (YESTERDAY - dt.timedelta(days=4)).isoformat(), "customer": 999999}
+
+
+@pytest.mark.parametrize(("query", "status"), FOREIGN_QUERIES)
+def test_other_partners_ids_in_query_strings_read_as_missing(alpha_admin, bravo_only, partner, query, status):
+    own = Customer.objects.get(partner=partner).pk
+    theirs = alpha_admin.get(query.format(own=own, **bravo_only))
+    missing = alpha_admin.get(query.format(own=own, **NOWHERE))
+    assert (theirs.status_code, missing.status_code) == (status, status)
+    body = body_of(theirs)
+    assert MARKER not in body
+    if not theirs["Content-Type"].startswith("text/html"):  # pages carry a fresh CSRF token each time
+        # The same answer, but for the echo of what was asked.
+        echoed = body.replace(BRAVO_ONLY_SKU, NOWHERE["sku"]).replace(bravo_only["day"], NOWHERE["day"])
+        assert echoed == body_of(missing)
+
+
+def test_settings_naming_another_partners_sku_store_nothing_for_it(alpha_admin, bravo_only, other_partner):
+    theirs = list(SkuSetting.objects.filter(partner=other_partner).values_list("sku", "monthly_price", "excluded"))
+    form = {
+        **factories.SETTINGS_FORM,
+        "sku-TOTAL_FORMS": "1",
+        "sku-INITIAL_FORMS": "0",
+        "sku-0-sku": BRAVO_ONLY_SKU,
+        "sku-0-monthly_price": "1.00",
+        "sku-0-excluded": "on",
+    }
+    response = alpha_admin.post("/settings/", form)
+    assert response.status_code == 302
+    assert not SkuSetting.objects.filter(sku=BRAVO_ONLY_SKU).exists()
+    assert (
+        list(SkuSetting.objects.filter(partner=other_partner).values_list("sku", "monthly_price", "excluded")) == theirs
+    )
+    assert MARKER not in alpha_admin.get("/settings/").content.decode()
+
+
+def test_inviting_another_partners_staff_takes_nothing_over(alpha_admin, bravo, django_capture_on_commit_callbacks):
+    member = bravo["staff"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alpha_admin.post("/staff/invite/", {"email": member.email.upper(), "role": "global_admin"})
+    assert response.status_code == 200  # the form says the address is taken
+    assert MARKER not in response.content.decode()
+    member.refresh_from_db()
+    assert (member.partner_id, member.role, member.is_active) == (bravo["customer"].partner_id, "sales_agent", True)
+    assert mail.outbox == []

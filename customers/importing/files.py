@@ -57,14 +57,17 @@ def iso_date(value: str) -> dt.date:
 
 
 def quantity(value: str) -> int:
-    if not value.lstrip("-").isdigit():
+    # ASCII digits only: str.isdigit() also takes "²" and "١٢", which int() refuses or reads.
+    digits = value.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
         raise CellError("not a whole number")
-    number = int(value)
-    if number < 0:
+    significant = digits.lstrip("0")
+    if significant and value.startswith("-"):
         raise CellError("negative quantity")
-    if number > MAX_QUANTITY:
+    # Compared by length first: int() refuses strings of more than 4,300 digits.
+    if len(significant) > len(str(MAX_QUANTITY)) or int(significant or "0") > MAX_QUANTITY:
         raise CellError(f"larger than {MAX_QUANTITY}")
-    return number
+    return int(significant or "0")
 
 
 def boolean(value: str) -> bool:
@@ -235,14 +238,16 @@ def read_cell(raw: str, parse: Parser, *, where: tuple[str, int, str], required:
             issues.add(ImportIssue(*where, "required value is empty", raw))
         return None
     try:
-        return parse(_valid_text(raw))
+        return parse(valid_text(raw))
     except CellError as error:
-        shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        issues.add(ImportIssue(*where, str(error), shown))
+        issues.add(ImportIssue(*where, str(error), raw))  # the issue shows undecodable bytes as U+FFFD
         return None
 
 
-def _valid_text(raw: str) -> str:
+def valid_text(raw: str) -> str:
+    """`raw` if the database can store it: no undecodable bytes (surrogates) and no NUL."""
+    if "\0" in raw:
+        raise CellError("contains a NUL character")
     if not raw.isascii():
         try:
             raw.encode("utf-8")
@@ -256,9 +261,23 @@ def header_names(header: list[str]) -> list[str]:
     return [name.strip().lower() for name in header]
 
 
+def _unreadable_header(header: list[str]) -> tuple[str, str] | None:
+    """(reason, value) when the header shows the file is not a comma-separated UTF-8 file."""
+    if header[0].startswith(("\udcff\udcfe", "\udcfe\udcff")):  # a UTF-16 byte order mark
+        return "the file is UTF-16 text: save it as UTF-8 CSV", ""
+    separator = next((sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), None)
+    if separator is not None:
+        return f"the columns must be separated by commas, not {separator!r}", header[0]
+    return None
+
+
 def _header_positions(spec: FileSpec, header: list[str] | None, issues: IssueList) -> list[int | None] | None:
     if not header:
         issues.add(ImportIssue(spec.name, 1, "-", "the file is empty: a header row is required"))
+        return None
+    unreadable = _unreadable_header(header)
+    if unreadable is not None:
+        issues.add(ImportIssue(spec.name, 1, "-", *unreadable))
         return None
     names = header_names(header)
     problems = False

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 # The list shown to people is capped; the count is not.
 MAX_REPORTED = 200
 _VALUE_PREVIEW = 80
+# A bad cell may be a megabyte long: the stored problem keeps its beginning only.
+MAX_VALUE_CHARS = 200
+
+
+def storable(text: str) -> str:
+    """`text` as the database can store it: undecodable bytes (surrogates) and NUL, which
+    PostgreSQL refuses in text and JSON, become U+FFFD."""
+    if text.isascii() and "\0" not in text:
+        return text
+    return "".join("\ufffd" if c == "\0" or "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def one_line(text: str) -> str:
+    """`text` on one visible line: control and format characters (line breaks, a right-to-left
+    override) are written as escapes, so an error line stays one line and reads as it is."""
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in {"Cc", "Cf"} else c for c in text)
 
 
 @dataclass(frozen=True)
@@ -19,9 +38,15 @@ class ImportIssue:
     reason: str
     value: str = ""
 
+    def __post_init__(self) -> None:
+        value = self.value if len(self.value) <= MAX_VALUE_CHARS else self.value[:MAX_VALUE_CHARS] + "…"
+        for name, text in (("file", self.file), ("column", self.column), ("reason", self.reason), ("value", value)):
+            object.__setattr__(self, name, storable(text))
+
     def __str__(self) -> str:
         value = self.value if len(self.value) <= _VALUE_PREVIEW else self.value[:_VALUE_PREVIEW] + "…"
-        return f"{self.file}:{self.line}:{self.column}: {self.reason} (value '{value}')"
+        file, column, reason = (one_line(text) for text in (self.file, self.column, self.reason))
+        return f"{file}:{self.line}:{column}: {reason} (value '{one_line(value)}')"
 
     def as_dict(self) -> dict[str, object]:
         return {"file": self.file, "line": self.line, "column": self.column, "reason": self.reason, "value": self.value}

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from accounts.models import Partner, StaffUser
 from customers.importing import apply, checks, copy_csv, files, recognise, staging, vendor
-from customers.importing.issues import ImportIssue, ImportRejected, IssueList
-from customers.importing.sources import ImportSource, SourceFile
+from customers.importing.issues import ImportIssue, ImportRejected, IssueList, storable
+from customers.importing.sources import ImportSource, SourceFile, UnreadableFile
 from customers.importing.staging import Progress
 from customers.models import Activity, ImportRun, Product, ProductWorkload
 from metrics import services as metrics_services
@@ -38,7 +38,8 @@ def data_import(
     progress: Progress | None = None,
 ) -> ImportRun:
     """Imports `source` for `partner` and returns the recorded run (succeeded or failed)."""
-    run = ImportRun.objects.create(partner=partner, origin=origin, started_by=started_by, source_name=source.name[:500])
+    name = storable(source.name)[:500]
+    run = ImportRun.objects.create(partner=partner, origin=origin, started_by=started_by, source_name=name)
     issues = IssueList()
     warnings: list[str] = []
     try:
@@ -46,6 +47,9 @@ def data_import(
             partner_lock("import", partner.pk)
             counts, affected = _stage_check_apply(partner, source, issues, warnings, progress)
     except ImportRejected:
+        run.status = ImportRun.Status.FAILED
+    except UnreadableFile as error:  # a damaged archive entry, found while reading it
+        issues.add(error.issue)
         run.status = ImportRun.Status.FAILED
     except Exception:
         logger.exception("Import %s of partner %s failed unexpectedly", run.pk, partner.slug)
@@ -88,7 +92,7 @@ def _finish(run: ImportRun, issues: IssueList, warnings: list[str], source: Impo
     run.sha256 = source.sha256
     run.errors = [issue.as_dict() for issue in issues.sorted()]
     run.error_count = issues.total
-    run.warnings = warnings
+    run.warnings = [storable(warning) for warning in warnings]  # they name files: any text
     run.finished_at = timezone.now()
     run.save()
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -22,6 +24,18 @@ MAX_ZIP_ENTRIES = 10_000
 MAX_ZIP_TOTAL_BYTES = 20 * 1024**3
 MAX_ZIP_RATIO = 200  # a CSV compresses about 5–30×; a bomb, thousands of times
 _RATIO_APPLIES_ABOVE = 1024 * 1024
+_READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+# What opening or reading a damaged entry raises (zipfile stops at the declared size, then checks
+# the CRC; a bad header offset is a ValueError, flags it does not support NotImplementedError).
+_ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError)
+
+
+class UnreadableFile(Exception):
+    """A file of the import broke off while being read (a damaged archive entry)."""
+
+    def __init__(self, issue: ImportIssue) -> None:
+        super().__init__(str(issue))
+        self.issue = issue
 
 
 @dataclass
@@ -152,7 +166,7 @@ def _add_zip(source: ImportSource, archive_name: str, opener: Callable[[], IO[by
     try:
         with zipfile.ZipFile(opener()) as archive:
             entries = [info for info in archive.infolist() if not info.is_dir()]
-    except (zipfile.BadZipFile, OSError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:  # ValueError: a name not in UTF-8
         source.problems.append(ImportIssue(archive_name, 0, "archive", f"not a readable .zip archive: {error}"))
         return
     problems = _zip_problems(archive_name, entries)
@@ -160,9 +174,10 @@ def _add_zip(source: ImportSource, archive_name: str, opener: Callable[[], IO[by
     if problems:
         return
     root = _common_folder([info.filename for info in entries])
-    for info in entries:
+    for number, info in enumerate(entries, start=1):
         relative = info.filename[len(root) :]
-        source.files.append(SourceFile(relative, lambda i=info: _open_entry(opener, i), archive_folder=root))
+        opens = lambda i=info, w=(archive_name, number): _open_entry(opener, i, w)  # noqa: E731
+        source.files.append(SourceFile(relative, opens, archive_folder=root))
 
 
 def _zip_problems(archive_name: str, entries: list[zipfile.ZipInfo]) -> list[ImportIssue]:
@@ -176,19 +191,33 @@ def _zip_problems(archive_name: str, entries: list[zipfile.ZipInfo]) -> list[Imp
         problems.append(
             ImportIssue(archive_name, 0, "archive", f"unpacks to more than {MAX_ZIP_TOTAL_BYTES} bytes", str(total))
         )
+    # Many entries each under the per-entry threshold can still make a bomb together.
+    elif _too_compressed(total, sum(info.compress_size for info in entries)):
+        reason = f"compressed more than {MAX_ZIP_RATIO}:1 as a whole (a zip bomb?)"
+        problems.append(ImportIssue(archive_name, 0, "archive", reason, str(total)))
     for number, info in enumerate(entries, start=1):
-        path = PurePosixPath(info.filename.replace("\\", "/"))
-        if path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
-            problems.append(
-                ImportIssue(archive_name, number, "path", "entry escapes the archive folder", info.filename)
-            )
-        elif info.file_size > _RATIO_APPLIES_ABOVE and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-            problems.append(
-                ImportIssue(
-                    archive_name, number, "path", f"compressed more than {MAX_ZIP_RATIO}:1 (a zip bomb?)", info.filename
-                )
-            )
+        reason = _entry_problem(info)
+        if reason:
+            problems.append(ImportIssue(archive_name, number, "path", reason, info.filename))
     return problems
+
+
+def _entry_problem(info: zipfile.ZipInfo) -> str:
+    """Why an entry may not be read ("" when it may)."""
+    path = PurePosixPath(info.filename.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+        return "entry escapes the archive folder"
+    if _too_compressed(info.file_size, info.compress_size):
+        return f"compressed more than {MAX_ZIP_RATIO}:1 (a zip bomb?)"
+    if info.flag_bits & 0x1:
+        return "entry is encrypted: zip the files without a password"
+    if info.compress_type not in _READABLE_METHODS:
+        return f"entry is compressed with an unsupported method ({info.compress_type}): use deflate"
+    return ""
+
+
+def _too_compressed(unpacked: int, packed: int) -> bool:
+    return unpacked > _RATIO_APPLIES_ABOVE and unpacked > MAX_ZIP_RATIO * max(packed, 1)
 
 
 def _common_folder(names: list[str]) -> str:
@@ -199,7 +228,29 @@ def _common_folder(names: list[str]) -> str:
     return ""
 
 
-def _open_entry(opener: Callable[[], IO[bytes]], info: zipfile.ZipInfo) -> IO[bytes]:
+def _open_entry(opener: Callable[[], IO[bytes]], info: zipfile.ZipInfo, where: tuple[str, int]) -> IO[bytes]:
+    """A stream of one entry; a damaged entry raises UnreadableFile, whenever it shows."""
     container = opener()
     archive = zipfile.ZipFile(container)
-    return _Stream(archive.open(info), None, archive, container)
+    try:
+        return _EntryStream(archive.open(info), where, info.filename, archive, container)
+    except _ENTRY_ERRORS as error:
+        archive.close()
+        container.close()
+        raise _unreadable(where, info.filename, error) from error
+
+
+class _EntryStream(_Stream):
+    def __init__(self, stream: IO[bytes], where: tuple[str, int], name: str, *also_close: object) -> None:
+        super().__init__(stream, None, *also_close)
+        self._where, self._name = where, name
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        try:
+            return super().readinto(buffer)
+        except _ENTRY_ERRORS as error:
+            raise _unreadable(self._where, self._name, error) from error
+
+
+def _unreadable(where: tuple[str, int], name: str, error: Exception) -> UnreadableFile:
+    return UnreadableFile(ImportIssue(*where, "path", f"damaged archive entry: {error}", name))

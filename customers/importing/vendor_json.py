@@ -60,8 +60,12 @@ def parse_document(file: str, stream: IO[bytes], issues: IssueList) -> Any:
     except UnicodeDecodeError as error:
         issues.add(ImportIssue(file, 0, "-", f"not valid UTF-8 text at byte {error.start}"))
     except json.JSONDecodeError as error:
-        text = error.doc.splitlines()[error.lineno - 1].strip() if error.doc else ""
+        text = error.doc.split("\n")[error.lineno - 1].strip()  # lineno counts "\n" only (not splitlines')
         issues.add(ImportIssue(file, error.lineno, str(error.colno), f"not valid JSON: {error.msg}", text))
+    except ValueError:  # Python refuses to read a number of more than 4,300 digits
+        issues.add(ImportIssue(file, 0, "-", "not valid JSON: a number has too many digits"))
+    except RecursionError:
+        issues.add(ImportIssue(file, 0, "-", "not valid JSON: nested too deeply"))
     return None
 
 
@@ -136,7 +140,7 @@ def json_text(max_length: int) -> JsonParser:
     def parse(value: Any) -> str:
         if not isinstance(value, str):
             raise CellError("not a text value")
-        return check(value.strip())
+        return check(files.valid_text(value.strip()))
 
     return parse
 
@@ -238,4 +242,4 @@ def sku_rows(
 def _id_list(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise CellError("not a list of ids")
-    return [v.strip() for v in value if v.strip()]
+    return [ID(v) for v in value if v.strip()]
