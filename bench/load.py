@@ -48,6 +48,7 @@ HOST = "127.0.0.1"
 MARKER = "Northwind-only"  # the second partner's customers' names start with it (mark_second_partner)
 FOREIGN_MARKERS = (MARKER, "Northwind Solutions")
 ENDPOINTS = ("login", "customers", "insights", "analytics", "export")
+SKIPPABLE = ("insights", "analytics", "export")
 WALKS_PER_SESSION = 5  # a user signs in again (a new session) after this many walks
 REQUEST_TIMEOUT = 120.0
 SAMPLE_EVERY = 0.5  # seconds between two RSS samples
@@ -94,7 +95,7 @@ def collect_static(env: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(database_url: str, *, workers: int = 3, timeout: int = 120) -> Iterator[Server]:
+def gunicorn(database_url: str, *, workers: int = 3, timeout: int = 30) -> Iterator[Server]:
     """gunicorn serving `database_url` on a free loopback port; stopped (then killed) on exit."""
     port = free_port()
     env = production_env(database_url, port)
@@ -288,8 +289,11 @@ class Phases:
 class User(threading.Thread):
     """One staff member: signs in and walks once (warm-up), then walks again and again until the end."""
 
-    def __init__(self, server: Server, stats: Stats, login: tuple[str, str], phases: Phases, seed: int) -> None:
+    def __init__(
+        self, server: Server, stats: Stats, login: tuple[str, str], phases: Phases, seed: int, skip: frozenset[str]
+    ) -> None:
         super().__init__(daemon=True)
+        self.skip = skip
         self.client = Client(server)
         self.stats, self.login, self.phases = stats, login, phases
         self.random = random.Random(seed)  # noqa: S311 (which customer to open, not a secret)
@@ -328,11 +332,13 @@ class User(threading.Thread):
         listing = self.timed("customers", lambda: self.client.get("/customers/"))
         if listing and not self.customer_ids:
             self.customer_ids = sorted(set(re.findall(r'href="/customers/(\d+)/insights/"', listing.text)))
-        if self.customer_ids:
+        if self.customer_ids and "insights" not in self.skip:
             customer = self.random.choice(self.customer_ids)
             self.timed("insights", lambda: self.client.get(f"/customers/{customer}/insights/"))
-        self.timed("analytics", lambda: self.client.get("/analytics/"))
-        self.timed("export", lambda: self.client.get("/analytics/export.csv?grain=family"))
+        if "analytics" not in self.skip:
+            self.timed("analytics", lambda: self.client.get("/analytics/"))
+        if "export" not in self.skip:
+            self.timed("export", lambda: self.client.get("/analytics/export.csv?grain=family"))
 
 
 class MemorySampler(threading.Thread):
@@ -380,12 +386,15 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else sum(values)
 
 
-def run_load(server: Server, logins: list[tuple[str, str]], *, users: int, duration: float) -> dict[str, object]:
-    """`users` simulated users (cycling through `logins`) for `duration` seconds; the figures."""
+def run_load(
+    server: Server, logins: list[tuple[str, str]], *, users: int, duration: float, skip: frozenset[str] = frozenset()
+) -> dict[str, object]:
+    """`users` simulated users (cycling through `logins`) for `duration` seconds, leaving out the
+    pages in `skip`; the figures."""
     stats, sampler, phases = Stats(), MemorySampler(server), Phases(users, duration)
     workers_before = server.worker_pids()
     sampler.start()
-    threads = [User(server, stats, logins[i % len(logins)], phases, seed=i) for i in range(users)]
+    threads = [User(server, stats, logins[i % len(logins)], phases, seed=i, skip=skip) for i in range(users)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -405,6 +414,7 @@ def run_load(server: Server, logins: list[tuple[str, str]], *, users: int, durat
     return {
         "users": users,
         "duration_s": duration,
+        "skipped": sorted(skip),
         "endpoints": endpoints,
         "errors": sum(stats.errors.values()),
         "error_samples": stats.samples,
@@ -417,6 +427,8 @@ def run_load(server: Server, logins: list[tuple[str, str]], *, users: int, durat
 
 def print_table(result: dict[str, object]) -> None:
     print(f"\n{result['users']} users for {result['duration_s']:g} s after a warm-up of {result['warm_up_s']:g} s")
+    if result["skipped"]:
+        print("left out:", ", ".join(result["skipped"]))
     print(f"{'endpoint':12} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     print("-" * 57)
     for name, row in result["endpoints"].items():
@@ -475,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--duration", type=float, default=60, help="Seconds of load.")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (the image runs 3).")
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=SKIPPABLE, help="Leave a page out of the walk (repeatable)."
+    )
     parser.add_argument("--prepare", choices=SIZES, help="Generate the demo data at this size first.")
     parser.add_argument("--output", type=Path, help="The JSON file (default: bench/results/load-<time>.json).")
     args = parser.parse_args(argv)
@@ -492,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(SIZES[args.prepare])
     mark_second_partner()
     with gunicorn(database_url, workers=args.workers) as server:
-        result = run_load(server, demo_logins(), users=args.users, duration=args.duration)
+        result = run_load(server, demo_logins(), users=args.users, duration=args.duration, skip=frozenset(args.skip))
     result["facts"] = facts()
     print_table(result)
     output = args.output or ROOT / "bench" / "results" / f"load-{time.strftime('%Y%m%dT%H%M%S')}.json"
