@@ -15,9 +15,10 @@ any response holding the second partner's marker (the preparation renames its cu
 peak of the measured load's first half with its second half's. Prints one table and writes JSON
 under bench/results/.
 
-`--prepare XS|S` first migrates and generates the demo partners (S: 200 customers, 100,000 users,
-like the benchmark's S); without it the database must hold them already. The database name must
-contain "load" (the preparation replaces the demo partners' data).
+`--prepare XS|S` first migrates an empty database and generates the two demo partners (S: 200
+customers, 100,000 users, 35 days, like the benchmark's S; about 10 minutes on 2 cores); without
+it the database must hold them already. The database's name must contain "load": the second
+partner's customers are renamed.
 """
 
 from __future__ import annotations
@@ -450,8 +451,15 @@ def print_table(result: dict[str, object]) -> None:
 def prepare(size: DataSize) -> None:
     """Migrate, generate both demo partners at `size` and mark the second partner's customers."""
     from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django_scopes import scopes_disabled
+
+    from customers.models import Customer
 
     call_command("migrate", verbosity=0)
+    with scopes_disabled():
+        if Customer.objects.filter(partner__slug="demo").exists():
+            raise CommandError("The demo partner has data already: --prepare needs an empty database.")
     call_command(
         "generate_demo_data",
         f"--customers={size.customers}",
@@ -503,8 +511,13 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    from django.core.management.base import CommandError
+
     if args.prepare:
-        prepare(SIZES[args.prepare])
+        try:
+            prepare(SIZES[args.prepare])
+        except CommandError as exc:
+            parser.error(str(exc))
     mark_second_partner()
     with gunicorn(database_url, workers=args.workers) as server:
         result = run_load(server, demo_logins(), users=args.users, duration=args.duration, skip=frozenset(args.skip))
