@@ -101,10 +101,11 @@ def gunicorn(database_url: str, *, workers: int = 3, timeout: int = 30) -> Itera
     port = free_port()
     env = production_env(database_url, port)
     collect_static(env)
-    gunicorn_bin = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
         [
-            str(gunicorn_bin),
+            sys.executable,
+            "-m",
+            "gunicorn",
             "partnerinsights.wsgi",
             f"--bind={HOST}:{port}",
             f"--workers={workers}",
