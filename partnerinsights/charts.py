@@ -3,6 +3,7 @@ from the JSON the template renders with `json_script` (no inline script, no CDN)
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,7 @@ LAYOUT: dict[str, Any] = {
     "legend": {"orientation": "h", "y": -0.2},
     "colorway": ["#0b6bcb", "#1b7f4c", "#b25e09", "#7a5af8", "#b42318", "#61707f"],
 }
+DAY_MS = 86_400_000
 
 
 def figure_data(figure: go.Figure) -> dict[str, Any]:
@@ -44,13 +46,26 @@ def percent_trend_figure(rows: Iterable[Any]) -> dict[str, Any] | None:
         series.setdefault(row.family, []).append(row)
     if not series:
         return None
+    dates = sorted({p.as_of for points in series.values() for p in points})
+    mode = "lines+markers" if len(dates) == 1 else "lines"  # a line through one point is invisible
     figure = go.Figure()
     for family, points in series.items():
         label = Family(family).label
-        dates = [p.as_of.isoformat() for p in points]
+        x = [p.as_of.isoformat() for p in points]
         deployment = [chart_pct(p.assigned_licenses, p.sold_licenses) for p in points]
         usage = [chart_pct(p.active_users, p.entitled_users) for p in points]
-        figure.add_scatter(x=dates, y=deployment, mode="lines", name=f"{label} deployment %")
-        figure.add_scatter(x=dates, y=usage, mode="lines", name=f"{label} usage %", line={"dash": "dot"})
-    figure.update_layout(yaxis_title="%", yaxis_rangemode="tozero", hovermode="x unified")
+        figure.add_scatter(x=x, y=deployment, mode=mode, name=f"{label} deployment %")
+        figure.add_scatter(x=x, y=usage, mode=mode, name=f"{label} usage %", line={"dash": "dot"})
+    figure.update_layout(yaxis_title="%", yaxis_rangemode="tozero", hovermode="x unified", xaxis=day_axis(dates))
     return figure_data(figure)
+
+
+def day_axis(dates: list[dt.date]) -> dict[str, Any]:
+    """An x axis of days: over less than two weeks plotly would tick hours (over one day,
+    milliseconds), so tick each day, and show one lone day between its neighbours."""
+    axis: dict[str, Any] = {"type": "date"}
+    if (dates[-1] - dates[0]).days < 14:
+        axis |= {"dtick": DAY_MS, "tickformat": "%b %-d"}
+    if len(dates) == 1:
+        axis["range"] = [(dates[0] - dt.timedelta(days=1)).isoformat(), (dates[0] + dt.timedelta(days=1)).isoformat()]
+    return axis

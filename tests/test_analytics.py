@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import re
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -15,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from metrics.analytics import UnusedLine
 from metrics.models import FamilySnapshot, SkuSetting
 from metrics.recommendations import Kind
+from partnerinsights.charts import percent_trend_figure
 from tests import factories
 from tests.test_exports import portfolio  # noqa: F401 (fixture)
 from tests.test_metrics import D, World
@@ -106,6 +108,25 @@ class TestNumbers:
         for figure in ("trend-figure", "distribution-figure", "scatter-figure"):
             assert f'data-figure="{figure}"' in text
             assert f'<script id="{figure}" type="application/json">' in text
+
+
+def trend_row(day: dt.date) -> SimpleNamespace:
+    return SimpleNamespace(
+        family="office365", as_of=day, assigned_licenses=3, sold_licenses=4, active_users=2, entitled_users=3
+    )
+
+
+def test_a_trend_of_one_day_shows_its_points_on_an_axis_of_days():
+    figure = percent_trend_figure([trend_row(D)])
+    assert [trace["mode"] for trace in figure["data"]] == ["lines+markers", "lines+markers"]
+    assert figure["layout"]["xaxis"]["range"] == [str(D - dt.timedelta(days=1)), str(D + dt.timedelta(days=1))]
+    assert figure["layout"]["xaxis"]["dtick"] == 86_400_000  # one tick a day, never hours
+
+
+def test_a_long_trend_is_lines_on_plotlys_own_date_ticks():
+    figure = percent_trend_figure([trend_row(D - dt.timedelta(days=n)) for n in range(30, -1, -1)])
+    assert {trace["mode"] for trace in figure["data"]} == {"lines"}
+    assert figure["layout"]["xaxis"] == {"type": "date"}
 
 
 class TestDates:

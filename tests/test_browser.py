@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -39,12 +40,30 @@ def browser_page(monkeypatch):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.console_errors = []
-        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
-        page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+        page.console_errors = []  # (text, URL of the resource it is about)
+        page.failed_requests = []  # "URL: reason"
+        page.error_responses = []  # (status, URL) of every response >= 400
+        page.on(
+            "console",
+            lambda message: (
+                message.type == "error" and page.console_errors.append((message.text, message.location.get("url", "")))
+            ),
+        )
+        page.on("pageerror", lambda error: page.console_errors.append((str(error), "")))
+        page.on("requestfailed", lambda request: page.failed_requests.append(f"{request.url}: {request.failure}"))
+        page.on(
+            "response",
+            lambda response: response.status >= 400 and page.error_responses.append((response.status, response.url)),
+        )
         yield page
         browser.close()
 
@@ -74,32 +93,93 @@ def test_log_in_open_insights_and_see_the_charts(live_server, browser_page, part
     assert page.locator('[data-family="office365"] [data-metric="usage_pct"]').inner_text() == "200.0%"
     assert "Why usage passes 100%" in page.content()
     assert page.console_errors == []
+    assert page.failed_requests == page.error_responses == []
 
 
-def test_a_demo_login_walks_customers_insights_analytics_and_the_export(live_server, browser_page, tmp_path):
-    call_command("generate_demo_data", "--customers", "8", "--users", "160", "--days", "35", "--metrics-days", "2")
-    page = browser_page
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", DEMO_STAFF[Role.SALES_AGENT])
+# SPEC §4: the navigation beyond Customers and Analytics, and the page each link opens.
+OPERATOR_PAGES = {"Import": "/imports/", "Data status": "/status/", "Settings": "/settings/"}
+STAFF_PAGE = {"Staff": "/staff/"}
+PAGES_OF = {
+    Role.GLOBAL_ADMIN: OPERATOR_PAGES | STAFF_PAGE,
+    Role.USER_ADMIN: STAFF_PAGE,
+    Role.ADMIN_AGENT: OPERATOR_PAGES,
+    Role.SALES_AGENT: {},
+}
+HEADINGS = {"Import": "Import data", "Data status": "Data status", "Settings": "Settings", "Staff": "Staff"}
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[role.value for role in Role])
+def test_each_role_walks_its_pages_sees_only_its_links_and_is_refused_the_others(
+    live_server, browser_page, tmp_path, role
+):
+    call_command("generate_demo_data", "--customers", "3", "--users", "60", "--days", "28", "--metrics-days", "1")
+    page, shots = browser_page, screenshot_folder(tmp_path)
+    page.goto(f"{live_server.url}/customers/")
+    assert "/accounts/login/" in page.url
+    page.fill("input[name=username]", DEMO_STAFF[role])
     page.fill("input[name=password]", DEMO_PASSWORD)
     page.click("button[type=submit]")
-    assert page.locator("nav.nav a").all_inner_texts() == ["Customers", "Analytics"]  # a sales agent's pages
+    page.wait_for_url("**/customers/")
+    allowed = PAGES_OF[role]
+    assert page.locator("nav.nav a").all_inner_texts() == ["Customers", "Analytics", *allowed]
+    assert role.label in page.locator("header .who").inner_text()
+    assert "Northwind" not in page.content()  # the second demo partner stays its own
 
     page.locator("table a[href$='/insights/']").first.click()
     page.wait_for_selector(".chart-drawn svg.main-svg")
+    page.locator("nav.tabs").get_by_role("link", name="Own subscriptions").click()
+    page.wait_for_url("**/subscriptions/")
+    assert page.locator("nav.tabs [aria-current=page]").inner_text() == "Own subscriptions"
+    assert page.locator("table tbody tr").count() > 0
+
     page.get_by_role("link", name="Analytics").click()
     page.wait_for_url("**/analytics/")
     page.wait_for_function("document.querySelectorAll('.chart-drawn svg.main-svg').length >= 3")
     assert page.locator("[data-figure]").count() == 3
     assert page.locator('[data-family="office365"] [data-metric="usage_pct"]').inner_text().endswith("%")
+    page.screenshot(path=shots / f"{role.value}-analytics.png", full_page=True)
+    # One night of metrics (a new partner's first morning): the trend shows its one point, by day.
+    trend = page.locator("[data-figure=trend-figure]")
+    assert trend.locator(".scatterlayer path.point").count() > 0
+    ticks = trend.locator(".xtick text").all_text_contents()
+    assert ticks
+    assert all(":" not in tick for tick in ticks), ticks  # days, not hours
+    lines, download_url = download_export(page, tmp_path)
+    assert lines[0].startswith("as_of,customer_id,customer_name,product_family,sold_licenses")
+    assert len(lines) > 1
 
+    for name, path in allowed.items():
+        page.locator("nav.nav").get_by_role("link", name=name).click()
+        page.wait_for_url(f"**{path}")
+        assert page.locator("h1").first.inner_text() == HEADINGS[name]
+    forbidden = [path for name, path in (OPERATOR_PAGES | STAFF_PAGE).items() if name not in allowed]
+    for path in forbidden:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response.status == 403
+        assert page.locator("h1").inner_text() == "You may not do this"
+    if forbidden:
+        page.screenshot(path=shots / f"{role.value}-403.png", full_page=True)
+
+    refused = [f"{live_server.url}{path}" for path in forbidden]
+    assert page.error_responses == [(403, url) for url in refused]
+    assert [text for text, url in page.console_errors if url not in refused] == []
+    # A navigation that turns into a download is aborted by the browser, which fetches it itself.
+    assert page.failed_requests == [f"{download_url}: net::ERR_ABORTED"]
+
+
+def screenshot_folder(tmp_path: Path) -> Path:
+    """BROWSER_SCREENSHOTS=DIR keeps the screenshots to look at; otherwise they go with tmp_path."""
+    folder = Path(os.environ.get("BROWSER_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def download_export(page, tmp_path: Path) -> tuple[list[str], str]:
+    """The analytics page's ⬇ export at the family grain, downloaded: its lines and its URL."""
     page.select_option("form.export select[name=grain]", "family")
     with page.expect_download() as download:
         page.click("form.export button[type=submit]")
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
-    lines = saved.read_text(encoding="utf-8-sig").splitlines()
-    assert lines[0].startswith("as_of,customer_id,customer_name,product_family,sold_licenses")
-    assert len(lines) > 5
     assert saved.name.startswith("partner-insights_demo_family_")
-    assert page.console_errors == []
+    return saved.read_text(encoding="utf-8-sig").splitlines(), download.value.url
