@@ -381,6 +381,7 @@ class TestRuns:
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="work_mem is a PostgreSQL setting")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # its own transaction, not a savepoint
 def test_the_recompute_has_its_work_mem_for_its_own_transaction_only(world, settings):
     from django.db import transaction
 
