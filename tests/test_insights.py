@@ -15,7 +15,7 @@ from metrics.recommendations import Kind, recommendation_list
 from metrics.selectors import inactive_user_list, inactive_user_summary, insight_settings
 from tests import factories
 from tests.metrics_reference import reference_inactive
-from tests.test_metrics import LONG_AGO, W0, D, World
+from tests.test_metrics import LONG_AGO, W0, D, World, add_people
 
 DAY = dt.timedelta(days=1)
 
@@ -310,15 +310,7 @@ def test_stored_inactive_counts_and_the_list_equal_the_reference_on_random_data(
             world.sub(sku, customer=customers[c], status=status, is_trial=trial)
             for c, sku, status, trial in data["subs"]
         ]
-        users = [world.user(customers[c]) for c in data["users"]]
-        seen = set()
-        for u, s, on, removed, state in data["assignments"]:
-            user, sub = users[u % len(users)], subs[s % len(subs)]
-            if user.customer_id == sub.customer_id and (user.pk, sub.pk, on) not in seen:
-                seen.add((user.pk, sub.pk, on))
-                world.assign(user, sub, on=on, removed=removed, state=state)
-        for user, workload, day in {(users[u % len(users)], w, day) for u, w, day in data["activity"]}:
-            world.act(user, workload, day)
+        add_people(world, customers, subs, data)
         for sku in set(data["prices"]) | data["excluded"]:
             SkuSetting.objects.create(
                 partner=partner, sku=sku, monthly_price=data["prices"].get(sku), excluded=sku in data["excluded"]

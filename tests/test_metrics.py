@@ -446,6 +446,20 @@ dataset = st.fixed_dictionaries(
 )
 
 
+def add_people(world: World, customers: list, subs: list, data: dict) -> None:
+    """The random dataset's users (by customer), their assignments (those within one customer,
+    each natural key once) and their activity (each fact once)."""
+    users = [world.user(customers[c]) for c in data["users"]]
+    seen = set()
+    for u, s, on, removed, state in data["assignments"]:
+        user, sub = users[u % len(users)], subs[s % len(subs)]
+        if user.customer_id == sub.customer_id and (user.pk, sub.pk, on) not in seen:
+            seen.add((user.pk, sub.pk, on))
+            world.assign(user, sub, on=on, removed=removed, state=state)
+    for user, workload, day in {(users[u % len(users)], w, day) for u, w, day in data["activity"]}:
+        world.act(user, workload, day)
+
+
 @pytest.mark.django_db
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=dataset)
@@ -469,15 +483,7 @@ def test_engine_equals_the_reference_implementation_on_random_data(partner, data
             )
             for c, sku, quantity, status, trial, source, start, end in data["subs"]
         ]
-        users = [world.user(customers[c]) for c in data["users"]]
-        seen = set()
-        for u, s, on, removed, state in data["assignments"]:
-            user, sub = users[u % len(users)], subs[s % len(subs)]
-            if user.customer_id == sub.customer_id and (user.pk, sub.pk, on) not in seen:
-                seen.add((user.pk, sub.pk, on))
-                world.assign(user, sub, on=on, removed=removed, state=state)
-        for user, workload, day in {(users[u % len(users)], w, day) for u, w, day in data["activity"]}:
-            world.act(user, workload, day)
+        add_people(world, customers, subs, data)
         world.compute()
         assert stored_metrics(partner, D) == reference_metrics(partner, D)
     finally:
