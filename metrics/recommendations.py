@@ -11,7 +11,9 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 from django.db import models
 from django.db.models import Count
@@ -118,6 +120,13 @@ def _customer_recommendations(
     return found
 
 
+@lru_cache(maxsize=256)
+def _exact(threshold: Decimal | int) -> Fraction:
+    """A threshold as an exact fraction (cached: a portfolio's evaluation compares thousands of
+    numbers with the same few thresholds, and converting a Decimal is slow)."""
+    return Fraction(threshold)
+
+
 def _ratio(numerator: int, denominator: int) -> Fraction | None:
     """The exact percentage; None when undefined (it never triggers a rule)."""
     return Fraction(100 * numerator, denominator) if denominator else None
@@ -126,13 +135,13 @@ def _ratio(numerator: int, denominator: int) -> Fraction | None:
 def _low_adoption(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
     facts = []
     usage = _ratio(n.active, n.entitled)
-    if usage is not None and usage < Fraction(settings.low_usage_pct):
+    if usage is not None and usage < _exact(settings.low_usage_pct):
         facts.append(
             f"usage {pct(n.active, n.entitled)}% ({n.active} active of {n.entitled} users) "
             f"is below {settings.low_usage_pct}%"
         )
     unused = n.sold - n.assigned
-    floor = max(Fraction(settings.unused_licenses_min), Fraction(settings.unused_licenses_pct) * n.sold / 100)
+    floor = max(_exact(settings.unused_licenses_min), _exact(settings.unused_licenses_pct) * n.sold / 100)
     if n.sold and unused >= floor:
         facts.append(
             f"{unused} of {n.sold} licenses unused (at least {settings.unused_licenses_min} "
@@ -144,7 +153,7 @@ def _low_adoption(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
 def _support_load(howto: int, entitled: int, settings: InsightSettings) -> tuple[str, ...]:
     if not entitled or howto < settings.howto_requests_min:
         return ()
-    if Fraction(100 * howto, entitled) < Fraction(settings.howto_per_100_users):
+    if Fraction(100 * howto, entitled) < _exact(settings.howto_per_100_users):
         return ()
     rate = pct(howto, entitled)  # requests per 100 users, as a percentage is per 100
     return (
@@ -157,7 +166,7 @@ def _growth(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
     deployment, usage = _ratio(n.assigned, n.sold), _ratio(n.active, n.entitled)
     if deployment is None or usage is None:
         return ()
-    if deployment < Fraction(settings.growth_deployment_pct) or usage < Fraction(settings.growth_usage_pct):
+    if deployment < _exact(settings.growth_deployment_pct) or usage < _exact(settings.growth_usage_pct):
         return ()
     return (
         f"deployment {pct(n.assigned, n.sold)}% (threshold {settings.growth_deployment_pct}%) "
