@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 WINDOW_DAYS = 28
 INACTIVITY_DAYS = sorted(InactivityDays.values)  # the periods of SPEC §8, shortest first
+LOOKBACK_DAYS = max(WINDOW_DAYS, INACTIVITY_DAYS[-1])  # how far back a date's snapshots read activity
 INSIGHT_FAMILIES = "('office365', 'dynamics365')"
 
 # A subscription counted at D (SPEC §2): active, not a trial, started (or start unknown), not ended.
@@ -154,8 +155,8 @@ IDLE_USERS = """
     ) idle
     JOIN metric_user_facts f ON f.user_id = idle.user_id AND f.entitled = 1 AND f.alerted = 1
     LEFT JOIN customers_productworkload pw ON pw.product_id = f.product_id
-    LEFT JOIN customers_activity act ON act.user_id = idle.user_id AND act.workload = pw.workload
-        AND act.activity_date BETWEEN %(lookback)s AND %(d)s
+    LEFT JOIN customers_activity act ON act.partner_id = %(p)s AND act.user_id = idle.user_id
+        AND act.workload = pw.workload AND act.activity_date BETWEEN %(lookback)s AND %(d)s
     GROUP BY idle.customer_id, idle.user_id"""
 
 
@@ -228,7 +229,7 @@ def compute_date(*, partner_id: int, as_of: dt.date) -> None:
         "p": partner_id,
         "d": as_of,
         "w": as_of - dt.timedelta(days=WINDOW_DAYS - 1),
-        "lookback": as_of - dt.timedelta(days=INACTIVITY_DAYS[-1] - 1),
+        "lookback": as_of - dt.timedelta(days=LOOKBACK_DAYS - 1),
         **{f"since_{days}": as_of - dt.timedelta(days=days - 1) for days in INACTIVITY_DAYS},
     }
     with connection.cursor() as cursor:

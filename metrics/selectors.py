@@ -94,7 +94,8 @@ INACTIVE_USERS = f"""
         SELECT e.user_id, e.customer_id, e.product_id, (
             SELECT MAX((
                 SELECT MAX(act.activity_date) FROM customers_activity act
-                WHERE act.user_id = e.user_id AND act.workload = pw.workload AND act.activity_date <= %(d)s
+                WHERE act.partner_id = %(p)s AND act.user_id = e.user_id AND act.workload = pw.workload
+                  AND act.activity_date <= %(d)s
             )) FROM customers_productworkload pw WHERE pw.product_id = e.product_id
         ) AS last_date
         FROM entitled e
@@ -116,8 +117,9 @@ def inactive_user_list(
 ) -> Iterator[InactiveUser]:
     """Inactive licensed users of the partner (or of one customer) at `as_of`: entitled users
     with no activity on any workload of their licenses in as_of-days+1 … as_of, never-active
-    users included. Streams in customer and user order (the first `limit` only, when given),
-    one SQL statement."""
+    users included. Streams in customer and user order (the first `limit` only, when given:
+    that saves reading the rest, not the database's work of finding and sorting them all), one SQL
+    statement."""
     params = {
         "p": partner.pk,
         "d": as_of,

@@ -140,11 +140,11 @@ def _record_failure(partner: Partner, as_of: dt.date, error: Exception) -> None:
 
 
 def dates_to_refresh(*, partner: Partner, affected_from: dt.date | None, affected_to: dt.date | None) -> list[dt.date]:
-    """What an import makes stale: yesterday, plus every published date whose 28-day window
-    contains a date the import touched."""
+    """What an import makes stale: yesterday, plus every published date that reads a date the
+    import touched: its 28-day window, or its inactive users' 180-day lookback."""
     dates = {yesterday()}
     if affected_from and affected_to:
-        window_end = min(affected_to + dt.timedelta(days=engine.WINDOW_DAYS - 1), yesterday())
+        window_end = min(affected_to + dt.timedelta(days=engine.LOOKBACK_DAYS - 1), yesterday())
         published = RecomputeRun.objects.filter(
             partner=partner, published_at__isnull=False, as_of__gte=affected_from, as_of__lte=window_end
         )

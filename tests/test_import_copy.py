@@ -17,10 +17,14 @@ HEADER = b"user_id,workload,date\n"
 CASES = {
     "plain": (HEADER + b"U1,exchange,2024-02-01\nU2,teams,2024-02-03\n", True),
     "BOM and CRLF line ends": (b"\xef\xbb\xbfuser_id,workload,date\r\nU1,exchange,2024-02-01\r\n", True),
-    "columns reordered, an extra one, quoted cells": (
-        b'date,note,user_id,workload\n2024-02-01,"a, b",U1,exchange\n2024-02-02,,"U2",yammer\n',
+    "columns reordered and an extra one": (
+        b"date,note,user_id,workload\n2024-02-01,a b,U1,exchange\n2024-02-02,,U2,yammer\n",
         True,
     ),
+    "quoted cells": (b'user_id,workload,date\n"U1",exchange,"2024-02-01"\n"U2","a, b",2024-02-02\n', False),
+    "quotes inside cells": (HEADER + b'U"1",exch"ange",2024-02-01\nU2,teams,2024-02-03\n', False),
+    "a line of backslash and dot": (HEADER + b"U1,exchange,2024-02-01\n\\.\nU2,teams,2024-02-03\n", False),
+    "a backslash in an id": (HEADER + b"DOMAIN\\U1,exchange,2024-02-01\n", False),
     "a repeated row and no final line end": (HEADER + b"U1,exchange,2024-02-01\nU1,exchange,2024-02-01", True),
     "an unknown user and a bad row": (HEADER + b"U1,teams,2024-02-01\nU404,teams,2024-02-01\nU1,x,", False),
     "unknown user, cells plain": (HEADER + b"U1,teams,2024-02-01\nU2,teams,2024-02-02\nU404,teams,2024-02-01\n", True),

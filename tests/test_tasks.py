@@ -222,9 +222,8 @@ class TestTasks:
     def test_a_successful_import_recomputes_the_dates_it_touched(
         self, partner, tmp_path, django_capture_on_commit_callbacks
     ):
-        services.metrics_recompute_dates(
-            partner=partner, dates=[dt.date(2024, 3, 1), dt.date(2024, 4, 1), dt.date(2024, 6, 1)], trigger="test"
-        )
+        published = [dt.date(2024, 3, 1), dt.date(2024, 4, 1), dt.date(2024, 6, 1), dt.date(2024, 9, 6)]
+        services.metrics_recompute_dates(partner=partner, dates=published, trigger="test")
         folder = tmp_path / "in"
         folder.mkdir()
         (folder / "customers.csv").write_text("customer_id,name\nC1,Contoso\n")
@@ -234,8 +233,9 @@ class TestTasks:
             run = data_import(partner=partner, source=source_from_path(folder), origin=ImportRun.Origin.COMMAND)
         assert run.status == "succeeded"
         recomputed = RecomputeRun.objects.filter(trigger="import").values_list("as_of", flat=True)
-        # 2024-04-01's window (03-05 … 04-01) holds 03-10; 03-01 and 06-01 do not.
-        assert sorted(recomputed) == [dt.date(2024, 4, 1), YESTERDAY]
+        # 04-01's window (03-05 … 04-01) holds 03-10; 06-01's inactive users look back 180 days
+        # (12-05-2023 … 06-01) and so does it; 03-01 is before it and 09-06's lookback starts 03-11.
+        assert sorted(recomputed) == [dt.date(2024, 4, 1), dt.date(2024, 6, 1), YESTERDAY]
 
     def test_a_broker_that_is_down_never_fails_an_import(
         self, partner, tmp_path, monkeypatch, django_capture_on_commit_callbacks

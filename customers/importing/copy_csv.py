@@ -2,8 +2,9 @@
 `COPY … (FORMAT csv)` and one SQL statement checks every cell at once.
 
 Only a file whose every cell is written plainly takes it. Anything else — a bad or unusually
-written cell (surrounding spaces, upper-case workloads), a blank line, a quoted line break, bytes
-that are not UTF-8, a NUL — leaves nothing staged, and the row-by-row reader
+written cell (surrounding spaces, upper-case workloads), a blank line, any `"` (PostgreSQL and
+Python's csv read a quote inside a cell differently) or backslash (a line `\\.` ends COPY's
+data), bytes that are not UTF-8, a NUL — leaves nothing staged, and the row-by-row reader
 (`files.read_rows`) reads the file again and names every problem as before. The fast path never
 decides what is an error, so it cannot change what an import accepts or how it reports; it only
 skips Python's per-cell work when there is nothing to report (bench: ~10× the rows per second).
@@ -19,6 +20,7 @@ from django.db import DatabaseError, connection, transaction
 
 from customers.importing import staging
 from customers.importing.files import ACTIVITY, FileSpec, header_names, iso_date
+from customers.importing.sources import UnreadableFile
 from customers.importing.staging import Progress
 from customers.models import Workload
 
@@ -41,12 +43,19 @@ def stage_activity(stream: IO[bytes], progress: Progress | None) -> bool:
     way (it feeds the import's sha256)."""
     try:
         columns = _columns(stream.readline())
-        if columns is None:
-            return False
-        return _copy_and_check(stream, columns, progress)
+        return columns is not None and _copy_and_check(stream, columns, progress)
+    except UnreadableFile:  # a damaged archive entry: the reader reports it, with what came before
+        return False
     finally:
+        _drain(stream)
+
+
+def _drain(stream: IO[bytes]) -> None:
+    try:
         while stream.read(CHUNK_BYTES):
             pass
+    except UnreadableFile:
+        pass
 
 
 def _columns(header_line: bytes) -> list[str] | None:
@@ -67,9 +76,12 @@ def _copy_and_check(stream: IO[bytes], names: list[str], progress: Progress | No
     user, workload, day = (raw[names.index(name)] for name in ACTIVITY.column_names)
     staging.create_temporary(RAW, "n bigint GENERATED ALWAYS AS IDENTITY, " + ", ".join(f"{c} text" for c in raw))
     try:
-        with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: a failed COPY undoes only itself
+        # A savepoint inside the import's transaction: a failed COPY undoes only itself.
+        with transaction.atomic(), connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {RAW} ({', '.join(raw)}) FROM STDIN WITH (FORMAT csv)") as copy:
                 while chunk := stream.read(CHUNK_BYTES):
+                    if b'"' in chunk or b"\\" in chunk:
+                        raise _NeedsReader
                     copy.write(chunk)
             cursor.execute(_unplain_rows(raw, user, workload, day))
             if cursor.fetchone()[0] or not _dates_valid(cursor, day):
