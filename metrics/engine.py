@@ -145,7 +145,9 @@ WORKLOAD_GRAIN = """
 # Inactive licensed users (SPEC §8): a user active in W(D) on a workload of their alerted SKUs is
 # active for every period (the shortest is 30 days), so only the others are looked up further
 # back, each through the activity primary key (user_id, activity_date, workload): few rows, since
-# they are idle. A user whose SKUs include no workload is idle with no last date.
+# they are idle. A user whose SKUs include no workload is idle with no last date. The probe is
+# keyed by users taken from the partner's own rows alone: a partner_id term there made SQLite
+# read the partner's activity by date for every user (minutes a date on the demo data).
 IDLE_USERS = """
     INSERT INTO metric_idle_users (customer_id, user_id, last_date)
     SELECT idle.customer_id, idle.user_id, MAX(act.activity_date)
@@ -155,8 +157,8 @@ IDLE_USERS = """
     ) idle
     JOIN metric_user_facts f ON f.user_id = idle.user_id AND f.entitled = 1 AND f.alerted = 1
     LEFT JOIN customers_productworkload pw ON pw.product_id = f.product_id
-    LEFT JOIN customers_activity act ON act.partner_id = %(p)s AND act.user_id = idle.user_id
-        AND act.workload = pw.workload AND act.activity_date BETWEEN %(lookback)s AND %(d)s
+    LEFT JOIN customers_activity act ON act.user_id = idle.user_id AND act.workload = pw.workload
+        AND act.activity_date BETWEEN %(lookback)s AND %(d)s
     GROUP BY idle.customer_id, idle.user_id"""
 
 

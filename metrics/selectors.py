@@ -78,7 +78,9 @@ def _sku_list_aggregate() -> str:
 # those SKUs up to D, and the sum of their SKUs' unit prices; only those idle since D-N+1. The last
 # date is one probe per license and workload of the activity primary key (user_id, activity_date,
 # workload), read backwards from D to the first row: no scan of anyone's history, and no join of
-# one CTE with another (the planner, misjudging their sizes, nested-looped them: seconds).
+# one CTE with another (the planner, misjudging their sizes, nested-looped them: seconds). The
+# probe is keyed by the partner's own entitled users alone (a partner_id term made SQLite pick the
+# (partner, date) index and read the partner's whole activity for every user).
 INACTIVE_USERS = f"""
     WITH entitled AS (
         SELECT DISTINCT a.user_id, s.customer_id, s.product_id
@@ -94,8 +96,7 @@ INACTIVE_USERS = f"""
         SELECT e.user_id, e.customer_id, e.product_id, (
             SELECT MAX((
                 SELECT MAX(act.activity_date) FROM customers_activity act
-                WHERE act.partner_id = %(p)s AND act.user_id = e.user_id AND act.workload = pw.workload
-                  AND act.activity_date <= %(d)s
+                WHERE act.user_id = e.user_id AND act.workload = pw.workload AND act.activity_date <= %(d)s
             )) FROM customers_productworkload pw WHERE pw.product_id = e.product_id
         ) AS last_date
         FROM entitled e
