@@ -104,7 +104,8 @@ class Column:
     sql_type: str = "text"
 
 
-ID = text(200)
+ID_LENGTH = 200
+ID = text(ID_LENGTH)
 
 
 @dataclass(frozen=True)
