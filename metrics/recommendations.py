@@ -121,28 +121,29 @@ def _customer_recommendations(
 
 
 @lru_cache(maxsize=256)
-def _exact(threshold: Decimal | int) -> Fraction:
-    """A threshold as an exact fraction (cached: a portfolio's evaluation compares thousands of
-    numbers with the same few thresholds, and converting a Decimal is slow)."""
-    return Fraction(threshold)
+def _exact(threshold: Decimal | int) -> tuple[int, int]:
+    """A threshold as the numerator and denominator of an exact fraction (cached: a portfolio's
+    evaluation compares thousands of numbers with the same few thresholds)."""
+    fraction = Fraction(threshold)
+    return fraction.numerator, fraction.denominator
 
 
-def _ratio(numerator: int, denominator: int) -> Fraction | None:
-    """The exact percentage; None when undefined (it never triggers a rule)."""
-    return Fraction(100 * numerator, denominator) if denominator else None
+def _pct_below(numerator: int, denominator: int, threshold: Decimal | int) -> bool:
+    """Whether the exact percentage numerator/denominator is below `threshold`, in integers
+    (Fraction arithmetic was most of a large portfolio's evaluation). Call with denominator > 0."""
+    num, den = _exact(threshold)
+    return 100 * numerator * den < num * denominator
 
 
 def _low_adoption(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
     facts = []
-    usage = _ratio(n.active, n.entitled)
-    if usage is not None and usage < _exact(settings.low_usage_pct):
+    if n.entitled and _pct_below(n.active, n.entitled, settings.low_usage_pct):
         facts.append(
             f"usage {pct(n.active, n.entitled)}% ({n.active} active of {n.entitled} users) "
             f"is below {settings.low_usage_pct}%"
         )
     unused = n.sold - n.assigned
-    floor = max(_exact(settings.unused_licenses_min), _exact(settings.unused_licenses_pct) * n.sold / 100)
-    if n.sold and unused >= floor:
+    if n.sold and unused >= settings.unused_licenses_min and not _pct_below(unused, n.sold, settings.unused_licenses_pct):
         facts.append(
             f"{unused} of {n.sold} licenses unused (at least {settings.unused_licenses_min} "
             f"and {settings.unused_licenses_pct}% of those sold)"
@@ -153,7 +154,7 @@ def _low_adoption(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
 def _support_load(howto: int, entitled: int, settings: InsightSettings) -> tuple[str, ...]:
     if not entitled or howto < settings.howto_requests_min:
         return ()
-    if Fraction(100 * howto, entitled) < _exact(settings.howto_per_100_users):
+    if _pct_below(howto, entitled, settings.howto_per_100_users):
         return ()
     rate = pct(howto, entitled)  # requests per 100 users, as a percentage is per 100
     return (
@@ -163,10 +164,11 @@ def _support_load(howto: int, entitled: int, settings: InsightSettings) -> tuple
 
 
 def _growth(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
-    deployment, usage = _ratio(n.assigned, n.sold), _ratio(n.active, n.entitled)
-    if deployment is None or usage is None:
+    if not n.sold or not n.entitled:  # an undefined percentage never triggers a rule
         return ()
-    if deployment < _exact(settings.growth_deployment_pct) or usage < _exact(settings.growth_usage_pct):
+    if _pct_below(n.assigned, n.sold, settings.growth_deployment_pct) or _pct_below(
+        n.active, n.entitled, settings.growth_usage_pct
+    ):
         return ()
     return (
         f"deployment {pct(n.assigned, n.sold)}% (threshold {settings.growth_deployment_pct}%) "
