@@ -11,11 +11,13 @@ so readers never see a half-written day.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection
 
+from customers.models import Workload
 from metrics.models import InactiveSnapshot, InactivityDays
 
 if TYPE_CHECKING:
@@ -32,38 +34,69 @@ COUNTED = """(s.status = 'active' AND NOT s.is_trial
 # An assignment current at D.
 CURRENT = "(a.assigned_on <= %(d)s AND (a.removed_on IS NULL OR a.removed_on > %(d)s))"
 
+# Sets of workloads are integers, a bit per workload, so a user's or a SKU's workloads are one
+# value and "active on a workload of the SKU" is one `&` (both databases have it): joining
+# (user, workload) pairs with (SKU, workload) pairs made several rows per license and was most
+# of a date's time.
+WORKLOADS = tuple(Workload.values)
+BIT = {workload: 1 << n for n, workload in enumerate(WORKLOADS)}
+
+
+def _bit_of(column: str) -> str:
+    """SQL: the bit of the workload named in `column`."""
+    return _case(column, {f"'{w}'": str(bit) for w, bit in BIT.items()})
+
+
+def _case(column: str, values: dict[str, str]) -> str:
+    """SQL: what `values` gives for the value of `column`."""
+    return f"CASE {column} {' '.join(f'WHEN {key} THEN {value}' for key, value in values.items())} END"
+
+
+# Each SKU's workloads (the rows of ProductWorkload are unique, so their sum is their union).
+PRODUCT_WORKLOADS = f"""(SELECT pw.product_id, SUM({_bit_of("pw.workload")}) AS workloads
+    FROM customers_productworkload pw GROUP BY pw.product_id)"""
+
 TEMP_TABLES = {
-    # (user, workload) pairs with activity in the window W(D) = D-27 … D.
-    "metric_active_workloads": "user_id bigint NOT NULL, workload varchar(20) NOT NULL",
+    # Users with activity in the window W(D) = D-27 … D, and the workloads of that activity.
+    "metric_active_users": "user_id bigint NOT NULL, workloads integer NOT NULL",
     # One row per customer, insight-family SKU and user holding an assignment of that SKU that
     # overlaps W(D): entitled = current, active, on a counted subscription; active = activity in
-    # W(D) on a workload the SKU includes; alerted = the partner did not exclude the SKU.
+    # W(D) on a workload the SKU includes; alerted = the partner did not exclude the SKU;
+    # workloads = the SKU's; active_workloads = those of them with the user's activity in W(D).
     "metric_user_facts": (
         "customer_id bigint NOT NULL, product_id bigint NOT NULL, user_id bigint NOT NULL, "
-        "entitled integer NOT NULL, active integer NOT NULL, alerted integer NOT NULL"
+        "entitled integer NOT NULL, active integer NOT NULL, alerted integer NOT NULL, "
+        "workloads integer NOT NULL, active_workloads integer NOT NULL"
     ),
     # Users entitled on alerted SKUs without activity on their workloads in W(D), with their last
     # activity on those workloads in the longest inactivity period (empty: none in it).
     "metric_idle_users": "customer_id bigint NOT NULL, user_id bigint NOT NULL, last_date date",
 }
 
-ACTIVE_WORKLOADS = """
-    INSERT INTO metric_active_workloads (user_id, workload)
-    SELECT DISTINCT act.user_id, act.workload FROM customers_activity act
-    WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s"""
+ACTIVE_USERS = f"""
+    INSERT INTO metric_active_users (user_id, workloads)
+    SELECT pairs.user_id, SUM({_bit_of("pairs.workload")})
+    FROM (
+        SELECT DISTINCT act.user_id, act.workload FROM customers_activity act
+        WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s
+    ) pairs
+    GROUP BY pairs.user_id"""
 
 USER_FACTS = f"""
-    INSERT INTO metric_user_facts (customer_id, product_id, user_id, entitled, active, alerted)
+    INSERT INTO metric_user_facts (customer_id, product_id, user_id, entitled, active, alerted, workloads,
+        active_workloads)
     SELECT s.customer_id, s.product_id, a.user_id,
            MAX(CASE WHEN a.state = 'active' AND {CURRENT} AND {COUNTED} THEN 1 ELSE 0 END),
-           MAX(CASE WHEN aw.user_id IS NULL THEN 0 ELSE 1 END),
-           MIN(CASE WHEN x.id IS NULL THEN 1 ELSE 0 END)
+           MAX(CASE WHEN (pm.workloads & au.workloads) <> 0 THEN 1 ELSE 0 END),
+           MIN(CASE WHEN x.id IS NULL THEN 1 ELSE 0 END),
+           MAX(COALESCE(pm.workloads, 0)),
+           MAX(COALESCE(pm.workloads & au.workloads, 0))
     FROM customers_licenseassignment a
     JOIN customers_subscription s ON s.id = a.subscription_id
     JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {INSIGHT_FAMILIES}
     LEFT JOIN metrics_skusetting x ON x.partner_id = %(p)s AND x.sku = pr.sku AND x.excluded
-    LEFT JOIN customers_productworkload pw ON pw.product_id = s.product_id
-    LEFT JOIN metric_active_workloads aw ON aw.user_id = a.user_id AND aw.workload = pw.workload
+    LEFT JOIN {PRODUCT_WORKLOADS} pm ON pm.product_id = s.product_id
+    LEFT JOIN metric_active_users au ON au.user_id = a.user_id
     WHERE a.partner_id = %(p)s AND a.assigned_on <= %(d)s AND (a.removed_on IS NULL OR a.removed_on > %(w)s)
     GROUP BY s.customer_id, s.product_id, a.user_id"""
 
@@ -110,37 +143,59 @@ FAMILY_GRAIN = """
         WHERE k.partner_id = %(p)s AND k.as_of = %(d)s
         UNION ALL
         SELECT f.customer_id, pr.family, 0, 0, 0, MAX(f.entitled), MAX(f.active), 0, 0,
-               MAX(CASE WHEN x.id IS NULL THEN f.entitled ELSE 0 END),
-               MAX(CASE WHEN x.id IS NULL THEN f.active ELSE 0 END)
+               MAX(f.entitled * f.alerted), MAX(f.active * f.alerted)
         FROM metric_user_facts f JOIN customers_product pr ON pr.id = f.product_id
-        LEFT JOIN metrics_skusetting x ON x.partner_id = %(p)s AND x.sku = pr.sku AND x.excluded
         GROUP BY f.customer_id, pr.family, f.user_id
     ) k
     GROUP BY customer_id, family
     HAVING SUM(sold) + SUM(assigned) + SUM(entitled) + SUM(active) > 0"""
 
-# Entitled and active per workload through the SKUs that include it; Yammer is license-free,
-# so every user of the customer with Yammer activity counts as active there.
-WORKLOAD_GRAIN = """
+# Entitled and active per workload through the SKUs that include it: per user, a flag per
+# workload (a user counts once however many SKUs include it), summed per customer, then a row per
+# workload. Yammer is license-free, so every user of the customer with Yammer activity counts as
+# active there.
+def _user_flags(flags: Callable[[str, int], tuple[str, str]]) -> str:
+    """SQL: the columns e_<workload>, a_<workload> (entitled, active) that `flags` gives per
+    workload and its bit."""
+    return ", ".join(
+        f"{entitled} AS e_{w}, {active} AS a_{w}" for w in WORKLOADS for entitled, active in [flags(w, BIT[w])]
+    )
+
+
+def _per_workload(column: str) -> str:
+    return _case("w.workload", {f"'{w}'": f"c.{column}_{w}" for w in WORKLOADS})
+
+
+_LICENSED_FLAGS = _user_flags(
+    lambda w, bit: (
+        f"MAX(CASE WHEN f.entitled = 1 AND (f.workloads & {bit}) <> 0 THEN 1 ELSE 0 END)",
+        "0" if w == Workload.YAMMER else f"MAX(CASE WHEN (f.active_workloads & {bit}) <> 0 THEN 1 ELSE 0 END)",
+    )
+)
+_YAMMER_FLAGS = _user_flags(lambda w, _bit: ("0", "1" if w == Workload.YAMMER else "0"))
+_CUSTOMER_SUMS = ", ".join(f"SUM(e_{w}) AS e_{w}, SUM(a_{w}) AS a_{w}" for w in WORKLOADS)
+_WORKLOAD_LIST = " UNION ALL ".join(f"SELECT '{w}' AS workload" for w in WORKLOADS)
+WORKLOAD_GRAIN = f"""
     INSERT INTO metrics_workloadsnapshot (partner_id, customer_id, workload, as_of, entitled_users, active_users)
-    SELECT %(p)s, customer_id, workload, %(d)s, SUM(entitled), SUM(active)
+    SELECT %(p)s, customer_id, workload, %(d)s, entitled, active
     FROM (
-        SELECT customer_id, workload, user_id, MAX(entitled) AS entitled, MAX(active) AS active
+        SELECT c.customer_id, w.workload, {_per_workload("e")} AS entitled, {_per_workload("a")} AS active
         FROM (
-            SELECT f.customer_id, pw.workload, f.user_id, f.entitled,
-                   CASE WHEN aw.user_id IS NULL THEN 0 ELSE 1 END AS active
-            FROM metric_user_facts f
-            JOIN customers_productworkload pw ON pw.product_id = f.product_id
-            LEFT JOIN metric_active_workloads aw ON aw.user_id = f.user_id AND aw.workload = pw.workload
-            UNION ALL
-            SELECT u.customer_id, 'yammer', aw.user_id, 0, 1
-            FROM metric_active_workloads aw JOIN customers_enduser u ON u.id = aw.user_id
-            WHERE aw.workload = 'yammer'
-        ) per_user_source
-        GROUP BY customer_id, workload, user_id
-    ) per_user
-    GROUP BY customer_id, workload
-    HAVING SUM(entitled) + SUM(active) > 0"""
+            SELECT customer_id, {_CUSTOMER_SUMS}
+            FROM (
+                SELECT f.customer_id, {_LICENSED_FLAGS}
+                FROM metric_user_facts f
+                GROUP BY f.customer_id, f.user_id
+                UNION ALL
+                SELECT u.customer_id, {_YAMMER_FLAGS}
+                FROM metric_active_users au JOIN customers_enduser u ON u.id = au.user_id
+                WHERE (au.workloads & {BIT[Workload.YAMMER]}) <> 0
+            ) per_user
+            GROUP BY customer_id
+        ) c
+        CROSS JOIN ({_WORKLOAD_LIST}) w
+    ) per_workload
+    WHERE entitled + active > 0"""
 
 # Inactive licensed users (SPEC §8): a user active in W(D) on a workload of their alerted SKUs is
 # active for every period (the shortest is 30 days), so only the others are looked up further
@@ -202,12 +257,12 @@ SNAPSHOT_TABLES = (
     "metrics_skusnapshot",
 )
 ANALYZED_AFTER = {
-    ACTIVE_WORKLOADS: "metric_active_workloads",
+    ACTIVE_USERS: "metric_active_users",
     USER_FACTS: "metric_user_facts",
     IDLE_USERS: "metric_idle_users",
 }
 STATEMENTS = (
-    ACTIVE_WORKLOADS,
+    ACTIVE_USERS,
     USER_FACTS,
     SKU_GRAIN,
     FAMILY_GRAIN,
