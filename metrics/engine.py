@@ -73,14 +73,21 @@ TEMP_TABLES = {
     "metric_idle_users": "customer_id bigint NOT NULL, user_id bigint NOT NULL, last_date date",
 }
 
-ACTIVE_USERS = f"""
-    INSERT INTO metric_active_users (user_id, workloads)
-    SELECT pairs.user_id, SUM({_bit_of("pairs.workload")})
-    FROM (
-        SELECT DISTINCT act.user_id, act.workload FROM customers_activity act
-        WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s
-    ) pairs
-    GROUP BY pairs.user_id"""
+# A user's workloads are the union of their activity's bits in the window: PostgreSQL's BIT_OR
+# takes it in one pass over the window (a third faster than two aggregations); SQLite has no
+# BIT_OR, so there the distinct (user, workload) pairs' bits are summed.
+_ACTIVITY_IN_WINDOW = "customers_activity act WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s"
+ACTIVE_USERS = {
+    "postgresql": f"""
+        INSERT INTO metric_active_users (user_id, workloads)
+        SELECT act.user_id, BIT_OR({_bit_of("act.workload")}) FROM {_ACTIVITY_IN_WINDOW}
+        GROUP BY act.user_id""",
+    "sqlite": f"""
+        INSERT INTO metric_active_users (user_id, workloads)
+        SELECT pairs.user_id, SUM({_bit_of("pairs.workload")})
+        FROM (SELECT DISTINCT act.user_id, act.workload FROM {_ACTIVITY_IN_WINDOW}) pairs
+        GROUP BY pairs.user_id""",
+}
 
 USER_FACTS = f"""
     INSERT INTO metric_user_facts (customer_id, product_id, user_id, entitled, active, alerted, workloads,
@@ -199,11 +206,12 @@ WORKLOAD_GRAIN = f"""
 
 # Inactive licensed users (SPEC §8): a user active in W(D) on a workload of their alerted SKUs is
 # active for every period (the shortest is 30 days), so only the others are looked up further
-# back, each through the activity primary key (user_id, activity_date, workload): few rows, since
-# they are idle. A user whose SKUs include no workload is idle with no last date. The probe is
+# back, one probe per license through the activity primary key (user_id, activity_date, workload):
+# few rows, since they are idle, kept when their workload is one of the SKU's. A user whose SKUs
+# include no workload is idle with no last date. The probe is
 # keyed by users taken from the partner's own rows alone: a partner_id term there made SQLite
 # read the partner's activity by date for every user (minutes a date on the demo data).
-IDLE_USERS = """
+IDLE_USERS = f"""
     INSERT INTO metric_idle_users (customer_id, user_id, last_date)
     SELECT idle.customer_id, idle.user_id, MAX(act.activity_date)
     FROM (
@@ -211,9 +219,8 @@ IDLE_USERS = """
         GROUP BY customer_id, user_id HAVING MAX(active) = 0
     ) idle
     JOIN metric_user_facts f ON f.user_id = idle.user_id AND f.entitled = 1 AND f.alerted = 1
-    LEFT JOIN customers_productworkload pw ON pw.product_id = f.product_id
-    LEFT JOIN customers_activity act ON act.user_id = idle.user_id AND act.workload = pw.workload
-        AND act.activity_date BETWEEN %(lookback)s AND %(d)s
+    LEFT JOIN customers_activity act ON act.user_id = idle.user_id
+        AND act.activity_date BETWEEN %(lookback)s AND %(d)s AND (f.workloads & {_bit_of("act.workload")}) <> 0
     GROUP BY idle.customer_id, idle.user_id"""
 
 
@@ -256,20 +263,17 @@ SNAPSHOT_TABLES = (
     "metrics_workloadsnapshot",
     "metrics_skusnapshot",
 )
-ANALYZED_AFTER = {
-    ACTIVE_USERS: "metric_active_users",
-    USER_FACTS: "metric_user_facts",
-    IDLE_USERS: "metric_idle_users",
-}
-STATEMENTS = (
-    ACTIVE_USERS,
-    USER_FACTS,
-    SKU_GRAIN,
-    FAMILY_GRAIN,
-    WORKLOAD_GRAIN,
-    PORTFOLIO_GRAIN,
-    IDLE_USERS,
-    INACTIVE_GRAIN,
+# The statements of a date in order, each with the temporary table it fills when that table is
+# read afterwards (to be analyzed), the first one by database.
+STATEMENTS: tuple[tuple[str | dict[str, str], str | None], ...] = (
+    (ACTIVE_USERS, "metric_active_users"),
+    (USER_FACTS, "metric_user_facts"),
+    (SKU_GRAIN, None),
+    (FAMILY_GRAIN, None),
+    (WORKLOAD_GRAIN, None),
+    (PORTFOLIO_GRAIN, None),
+    (IDLE_USERS, "metric_idle_users"),
+    (INACTIVE_GRAIN, None),
 )
 
 
@@ -296,11 +300,11 @@ def compute_date(*, partner_id: int, as_of: dt.date) -> None:
             cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns})")
         for table in SNAPSHOT_TABLES:
             cursor.execute(f"DELETE FROM {table} WHERE partner_id = %(p)s AND as_of = %(d)s", params)
-        for statement in STATEMENTS:
-            cursor.execute(statement, params)
-            if statement in ANALYZED_AFTER and connection.vendor == "postgresql":
+        for statement, filled in STATEMENTS:
+            cursor.execute(statement[connection.vendor] if isinstance(statement, dict) else statement, params)
+            if filled and connection.vendor == "postgresql":
                 # Autovacuum never analyzes temporary tables: without statistics the planner
                 # guesses a few rows and joins them by nested loops.
-                cursor.execute(f"ANALYZE {ANALYZED_AFTER[statement]}")
+                cursor.execute(f"ANALYZE {filled}")
         for table in TEMP_TABLES:
             cursor.execute(f"DROP TABLE {table}")
