@@ -42,7 +42,7 @@ WORKLOADS = tuple(Workload.values)
 BIT = {workload: 1 << n for n, workload in enumerate(WORKLOADS)}
 
 
-def _bit_of(column: str) -> str:
+def bit_of(column: str) -> str:
     """SQL: the bit of the workload named in `column`."""
     return _case(column, {f"'{w}'": str(bit) for w, bit in BIT.items()})
 
@@ -53,7 +53,7 @@ def _case(column: str, values: dict[str, str]) -> str:
 
 
 # Each SKU's workloads (the rows of ProductWorkload are unique, so their sum is their union).
-PRODUCT_WORKLOADS = f"""(SELECT pw.product_id, SUM({_bit_of("pw.workload")}) AS workloads
+PRODUCT_WORKLOADS = f"""(SELECT pw.product_id, SUM({bit_of("pw.workload")}) AS workloads
     FROM customers_productworkload pw GROUP BY pw.product_id)"""
 
 TEMP_TABLES = {
@@ -80,11 +80,11 @@ _ACTIVITY_IN_WINDOW = "customers_activity act WHERE act.partner_id = %(p)s AND a
 ACTIVE_USERS = {
     "postgresql": f"""
         INSERT INTO metric_active_users (user_id, workloads)
-        SELECT act.user_id, BIT_OR({_bit_of("act.workload")}) FROM {_ACTIVITY_IN_WINDOW}
+        SELECT act.user_id, BIT_OR({bit_of("act.workload")}) FROM {_ACTIVITY_IN_WINDOW}
         GROUP BY act.user_id""",
     "sqlite": f"""
         INSERT INTO metric_active_users (user_id, workloads)
-        SELECT pairs.user_id, SUM({_bit_of("pairs.workload")})
+        SELECT pairs.user_id, SUM({bit_of("pairs.workload")})
         FROM (SELECT DISTINCT act.user_id, act.workload FROM {_ACTIVITY_IN_WINDOW}) pairs
         GROUP BY pairs.user_id""",
 }
@@ -220,7 +220,7 @@ IDLE_USERS = f"""
     ) idle
     JOIN metric_user_facts f ON f.user_id = idle.user_id AND f.entitled = 1 AND f.alerted = 1
     LEFT JOIN customers_activity act ON act.user_id = idle.user_id
-        AND act.activity_date BETWEEN %(lookback)s AND %(d)s AND (f.workloads & {_bit_of("act.workload")}) <> 0
+        AND act.activity_date BETWEEN %(lookback)s AND %(d)s AND (f.workloads & {bit_of("act.workload")}) <> 0
     GROUP BY idle.customer_id, idle.user_id"""
 
 
