@@ -84,23 +84,26 @@ def recommendation_list(
     per_customer: dict[int, dict[str, _Numbers]] = defaultdict(dict)
     for customer_id, family, *numbers in rows:
         per_customer[customer_id][family] = _Numbers(*numbers)
-    howto = howto_request_counts(partner=partner, as_of=as_of, customer_ids=list(per_customer))
+    # The whole portfolio's counts without an id list: 2,000 ids as parameters cost Django and
+    # psycopg more than the query (0.2 s at 2,000 customers).
+    howto = howto_request_counts(
+        partner=partner, as_of=as_of, customer_ids=None if customer_ids is None else list(per_customer)
+    )
     found = []
     for customer_id, by_family in per_customer.items():
         found += _customer_recommendations(customer_id, by_family, howto.get(customer_id, 0), settings)
     return found
 
 
-def howto_request_counts(*, partner: Partner, as_of: dt.date, customer_ids: list[int]) -> dict[int, int]:
-    """How-to support requests opened in the window W(as_of), per customer."""
+def howto_request_counts(*, partner: Partner, as_of: dt.date, customer_ids: list[int] | None) -> dict[int, int]:
+    """How-to support requests opened in the window W(as_of), per customer (of `customer_ids`,
+    or every customer when None)."""
     window_start = as_of - dt.timedelta(days=WINDOW_DAYS - 1)
     requests = SupportRequest.objects.filter(
-        partner=partner,
-        customer_id__in=customer_ids,
-        category=SupportCategory.HOWTO,
-        opened_on__gte=window_start,
-        opened_on__lte=as_of,
+        partner=partner, category=SupportCategory.HOWTO, opened_on__gte=window_start, opened_on__lte=as_of
     )
+    if customer_ids is not None:
+        requests = requests.filter(customer_id__in=customer_ids)
     return dict(requests.values_list("customer_id").annotate(n=Count("*")).order_by())
 
 
