@@ -76,7 +76,9 @@ TEMP_TABLES = {
 # A user's workloads are the union of their activity's bits in the window: PostgreSQL's BIT_OR
 # takes it in one pass over the window (a third faster than two aggregations); SQLite has no
 # BIT_OR, so there the distinct (user, workload) pairs' bits are summed.
-_ACTIVITY_IN_WINDOW = "customers_activity act WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s"
+_ACTIVITY_IN_WINDOW = (
+    "customers_activity act WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s"
+)
 ACTIVE_USERS = {
     "postgresql": f"""
         INSERT INTO metric_active_users (user_id, workloads)
@@ -156,6 +158,7 @@ FAMILY_GRAIN = """
     ) k
     GROUP BY customer_id, family
     HAVING SUM(sold) + SUM(assigned) + SUM(entitled) + SUM(active) > 0"""
+
 
 # Entitled and active per workload through the SKUs that include it: per user, a flag per
 # workload (a user counts once however many SKUs include it), summed per customer, then a row per

@@ -146,7 +146,8 @@ def _low_adoption(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
             f"is below {settings.low_usage_pct}%"
         )
     unused = n.sold - n.assigned
-    if n.sold and unused >= settings.unused_licenses_min and not _pct_below(unused, n.sold, settings.unused_licenses_pct):
+    enough = n.sold and unused >= settings.unused_licenses_min
+    if enough and not _pct_below(unused, n.sold, settings.unused_licenses_pct):
         facts.append(
             f"{unused} of {n.sold} licenses unused (at least {settings.unused_licenses_min} "
             f"and {settings.unused_licenses_pct}% of those sold)"
