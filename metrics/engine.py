@@ -211,9 +211,9 @@ WORKLOAD_GRAIN = f"""
 # active for every period (the shortest is 30 days), so only the others are looked up further
 # back, one probe per license through the activity primary key (user_id, activity_date, workload):
 # few rows, since they are idle, kept when their workload is one of the SKU's. A user whose SKUs
-# include no workload is idle with no last date. The probe is
-# keyed by users taken from the partner's own rows alone: a partner_id term there made SQLite
-# read the partner's activity by date for every user (minutes a date on the demo data).
+# include no workload is idle with no last date. The probe is keyed by users taken from the
+# partner's own rows alone: a partner_id term there made SQLite read the partner's activity by
+# date for every user (minutes a date on the demo data).
 IDLE_USERS = f"""
     INSERT INTO metric_idle_users (customer_id, user_id, last_date)
     SELECT idle.customer_id, idle.user_id, MAX(act.activity_date)

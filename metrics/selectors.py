@@ -78,8 +78,8 @@ def _sku_list_aggregate() -> str:
 # those SKUs up to D, and the sum of their SKUs' unit prices; only those idle since D-N+1. The last
 # date is one probe per license of the activity primary key (user_id, activity_date, workload),
 # read backwards from D to the first row on a workload of the SKU (one of its bits; a probe per
-# workload was six times the work): no scan of anyone's history, and no join of
-# one CTE with another (the planner, misjudging their sizes, nested-looped them: seconds). The
+# workload was six times the work): no scan of anyone's history, and no join of one CTE with
+# another (the planner, misjudging their sizes, nested-looped them: seconds). The
 # probe is keyed by the partner's own entitled users alone (a partner_id term made SQLite pick the
 # (partner, date) index and read the partner's whole activity for every user).
 INACTIVE_USERS = f"""
