@@ -486,7 +486,7 @@ def mark_second_partner() -> int:
 
 
 def demo_logins() -> list[tuple[str, str]]:
-    from customers.management.commands.generate_demo_data import DEMO_PASSWORD, DEMO_STAFF
+    from imports.management.commands.generate_demo_data import DEMO_PASSWORD, DEMO_STAFF
 
     return [(email, DEMO_PASSWORD) for email in DEMO_STAFF.values()]
 

@@ -29,20 +29,20 @@ from bench.run import (
     peak_rss_mib,
     temp_folder,
 )
-from customers.demo import DemoConfig, write_demo_files
-from customers.importing.service import data_import
-from customers.importing.sources import source_from_path
 from customers.models import (
     INSIGHT_FAMILIES,
     Activity,
     Customer,
-    ImportRun,
     LicenseAssignment,
     Product,
     ProductWorkload,
     Subscription,
 )
 from exports.portfolio import portfolio_lines
+from imports.demo import DemoConfig, write_demo_files
+from imports.models import ImportRun
+from imports.pipeline.sources import source_from_path
+from imports.services import data_import
 from metrics import engine
 from metrics.services import date_range, metrics_recompute, metrics_recompute_dates
 

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from customers.models import Customer, ImportRun, Product, Subscription
+from customers.models import Customer, Product, Subscription
 
 
 @admin.register(Customer)
@@ -23,10 +23,3 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_display = ["external_id", "customer", "product", "quantity", "status", "is_trial", "source"]
     list_filter = ["status", "source", "is_trial", "partner"]
     raw_id_fields = ["customer", "product"]
-
-
-@admin.register(ImportRun)
-class ImportRunAdmin(admin.ModelAdmin):
-    list_display = ["pk", "partner", "origin", "status", "started_at", "error_count"]
-    list_filter = ["status", "origin", "partner"]
-    readonly_fields = [f.name for f in ImportRun._meta.fields]

@@ -26,7 +26,6 @@ from customers.models import (
     AssignmentState,
     Customer,
     EndUser,
-    ImportRun,
     LicenseAssignment,
     Source,
     Subscription,
@@ -139,14 +138,6 @@ def own_subscription_list(*, partner: Partner, customer: Customer) -> QuerySet[S
         .select_related("product")
         .order_by("product__name", "external_id")
     )
-
-
-def import_run_list(*, partner: Partner) -> QuerySet[ImportRun]:
-    return ImportRun.objects.filter(partner=partner).select_related("started_by")
-
-
-def import_run_get(*, partner: Partner, run_id: int) -> ImportRun:
-    return get_object_or_404(import_run_list(partner=partner), pk=run_id)
 
 
 RENEWAL_DAYS = 30

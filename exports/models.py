@@ -36,6 +36,16 @@ class ReportSchedule(models.Model):
 
     objects = ScopedManager(partner="partner")
 
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(cadence__in=Cadence.values), name="report_schedule_cadence_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(grain__in=ReportGrain.values), name="report_schedule_grain_valid"
+            ),
+        ]
+
     def __str__(self) -> str:
         return f"Report schedule of {self.partner_id}: {self.cadence}"
 

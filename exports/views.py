@@ -19,8 +19,7 @@ from exports.forms import ReportScheduleForm
 from exports.inactive import inactive_lines
 from exports.portfolio import ExportError, export_date, export_filename, grain_of, portfolio_lines
 from exports.selectors import report_delivery_list, report_schedule_get
-from metrics.filters import matching_customer_ids, sku_choices
-from metrics.forms import AnalyticsFilterForm
+from metrics.filters import AnalyticsFilterForm, matching_customer_ids, sku_choices
 from metrics.models import InactivityDays
 from metrics.selectors import insight_settings
 

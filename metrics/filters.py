@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
+from django import forms
 from django.db.models import F, Q, QuerySet
 
 from accounts.models import Partner
 from customers.models import INSIGHT_FAMILIES, Product, ProductWorkload
 from metrics.models import FamilySnapshot, InsightSettings, SkuSnapshot
-from metrics.recommendations import recommendation_list
+from metrics.recommendations import Kind, recommendation_list
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,49 @@ def sku_choices(*, partner: Partner) -> list[tuple[str, str]]:
     """(sku, "name (sku)") of the insight-family SKUs the partner sees, by name: the SKU filter."""
     products = Product.objects.visible_to(partner).filter(family__in=[f.value for f in INSIGHT_FAMILIES])
     return [(sku, f"{name} ({sku})") for sku, name in products.order_by("name", "sku").values_list("sku", "name")]
+
+
+class AnalyticsFilterForm(forms.Form):
+    """The analytics page's filters (GET), shared by its CSV export. Ranges are percentages,
+    "from" included and "to" excluded, on the exact ratio."""
+
+    as_of = forms.DateField(required=False, label="As of", input_formats=["%Y-%m-%d"])
+    family = forms.ChoiceField(
+        choices=[("", "All families"), *((f.value, f.label) for f in INSIGHT_FAMILIES)], required=False
+    )
+    sku = forms.ChoiceField(choices=[("", "All SKUs")], required=False, label="SKU")
+    usage_min = forms.IntegerField(required=False, min_value=0, max_value=100_000, label="Usage from %")
+    usage_max = forms.IntegerField(required=False, min_value=0, max_value=100_000, label="to %")
+    deployment_min = forms.IntegerField(required=False, min_value=0, max_value=100_000, label="Deployment from %")
+    deployment_max = forms.IntegerField(required=False, min_value=0, max_value=100_000, label="to %")
+    kind = forms.ChoiceField(
+        choices=[("", "Any recommendation"), *Kind.choices], required=False, label="Recommendation"
+    )
+
+    def __init__(self, *args: Any, skus: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].choices = [("", "All SKUs"), *skus]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for low, high in (("usage_min", "usage_max"), ("deployment_min", "deployment_max")):
+            if cleaned.get(low) is not None and cleaned.get(high) is not None and cleaned[high] <= cleaned[low]:
+                self.add_error(high, f"Must be above {cleaned[low]}.")
+        return cleaned
+
+    def filters(self) -> PortfolioFilters:
+        """The valid filters (call after is_valid())."""
+        data = self.cleaned_data
+        return PortfolioFilters(
+            family=data.get("family") or "",
+            sku=data.get("sku") or "",
+            usage_min=data.get("usage_min"),
+            usage_max=data.get("usage_max"),
+            deployment_min=data.get("deployment_min"),
+            deployment_max=data.get("deployment_max"),
+            kind=data.get("kind") or "",
+        )
+
+    def error_text(self) -> str:
+        """Every problem in one line, naming the parameter: for a refused export."""
+        return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in self.errors.items())

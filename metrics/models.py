@@ -143,20 +143,37 @@ class InactiveSnapshot(models.Model):
         return f"users_{InactivityDays(days).value}"
 
 
+class RunStatus(models.TextChoices):
+    """The outcome of a recompute or an import run."""
+
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Trigger(models.TextChoices):
+    """What started a recompute."""
+
+    NIGHTLY = "nightly", "Nightly run"
+    IMPORT = "import", "After an import"
+    COMMAND = "command", "recompute_metrics command"
+    MANUAL = "manual", "Recompute now button"
+    SETTINGS = "settings", "Changed exclusions"
+    DEMO = "demo", "Demo data"
+    BENCHMARK = "bench", "Benchmark"
+
+
 class RecomputeRun(models.Model):
     """The ledger: one row per partner and business date. The row is claimed before the work
     and published in the same transaction as the snapshots, so a date is done exactly once
     however many workers, beats or redeliveries ask for it."""
 
-    class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+    Status = RunStatus
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
     as_of = models.DateField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
-    trigger = models.CharField(max_length=20, help_text="nightly, import, command or manual")
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
     attempts = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -168,7 +185,11 @@ class RecomputeRun(models.Model):
     objects = ScopedManager(partner="partner")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["partner", "as_of"], name="recompute_run_per_date")]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "as_of"], name="recompute_run_per_date"),
+            models.CheckConstraint(condition=models.Q(status__in=RunStatus.values), name="recompute_run_status_valid"),
+            models.CheckConstraint(condition=models.Q(trigger__in=Trigger.values), name="recompute_run_trigger_valid"),
+        ]
         indexes = [models.Index(fields=["partner", "-started_at"], name="recompute_run_recent")]
         ordering = ["-started_at"]
 
@@ -205,6 +226,11 @@ class InsightSettings(models.Model):
 
     class Meta:
         verbose_name_plural = "insight settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(inactivity_days__in=InactivityDays.values), name="insight_settings_days_valid"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Insight settings of {self.partner_id}"

@@ -17,9 +17,9 @@ from django.db.models import Min
 from django.utils import timezone
 
 from accounts.models import Partner
+from core.db import partner_lock, partner_try_lock
 from metrics import engine
 from metrics.models import InsightSettings, RecomputeRun, SkuSetting
-from partnerinsights.db import partner_lock, partner_try_lock
 
 logger = logging.getLogger(__name__)
 
@@ -152,12 +152,6 @@ def dates_to_refresh(*, partner: Partner, affected_from: dt.date | None, affecte
     return sorted(dates)
 
 
-RECOMPUTE_NOT_QUEUED = (
-    "The metrics could not be queued for recomputation (the task queue is unreachable): "
-    "they will include this data after the nightly recompute."
-)
-
-
 def nightly_dates(*, partner: Partner) -> list[dt.date]:
     """What the nightly run recomputes: yesterday first, then each earlier night of the last
     CATCH_UP_DAYS whose recompute did not succeed, newest first — its retries ran out while the
@@ -179,31 +173,13 @@ def nightly_dates(*, partner: Partner) -> list[dt.date]:
     return [end, *(as_of for as_of in earlier if missed(as_of))]
 
 
-def recompute_enqueue(
-    *, partner: Partner, dates: list[dt.date], trigger: str, on_failure: Callable[[], None] | None = None
-) -> None:
-    """Queues a recompute once the current transaction commits. A broker that is down never
-    fails the caller: the dates stay stale until the nightly run, and `on_failure` (called
-    instead) lets the caller tell the user so."""
-    from metrics.tasks import recompute_dates
-
-    def publish() -> None:
-        try:
-            recompute_dates.delay(partner_id=partner.pk, dates=[d.isoformat() for d in dates], trigger=trigger)
-        except Exception:
-            logger.exception("Could not queue the recompute of %s; the nightly run will do it", partner.slug)
-            if on_failure is not None:
-                on_failure()
-
-    transaction.on_commit(publish)
-
-
 @transaction.atomic
 def insight_settings_save(
     *, partner: Partner, settings: InsightSettings, sku_rows: list[dict[str, object]]
-) -> InsightSettings:
-    """Saves the partner's thresholds and per-SKU prices and exclusions. Exclusions change the
-    numbers recommendations read (FamilySnapshot.rec_*), so the latest date is recomputed."""
+) -> list[dt.date]:
+    """Saves the partner's thresholds and per-SKU prices and exclusions; returns the dates to
+    recompute: exclusions change the numbers recommendations read (FamilySnapshot.rec_*), so
+    changing them makes the latest date stale."""
     settings.partner = partner
     settings.save()
     before = set(SkuSetting.objects.filter(partner=partner, excluded=True).values_list("sku", flat=True))
@@ -217,6 +193,4 @@ def insight_settings_save(
             )
     after = set(SkuSetting.objects.filter(partner=partner, excluded=True).values_list("sku", flat=True))
     latest = RecomputeRun.objects.filter(partner=partner, published_at__isnull=False).order_by("-as_of").first()
-    if before != after and latest is not None:
-        recompute_enqueue(partner=partner, dates=[latest.as_of], trigger="settings")
-    return settings
+    return [latest.as_of] if before != after and latest is not None else []

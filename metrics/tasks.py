@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django_scopes import scope
 
 from accounts.models import Partner
 from metrics import services
+from metrics.models import Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -58,5 +60,29 @@ def nightly_recompute() -> int:
     for partner in partners:
         with scope(partner=partner):
             dates = [as_of.isoformat() for as_of in services.nightly_dates(partner=partner)]
-        recompute_dates.delay(partner_id=partner.pk, dates=dates, trigger="nightly")
+        recompute_dates.delay(partner_id=partner.pk, dates=dates, trigger=Trigger.NIGHTLY)
     return len(partners)
+
+
+RECOMPUTE_NOT_QUEUED = (
+    "The metrics could not be queued for recomputation (the task queue is unreachable): "
+    "they will include this data after the nightly recompute."
+)
+
+
+def recompute_enqueue(
+    *, partner: Partner, dates: list[dt.date], trigger: str, on_failure: Callable[[], None] | None = None
+) -> None:
+    """Queues a recompute once the current transaction commits. A broker that is down never
+    fails the caller: the dates stay stale until the nightly run, and `on_failure` (called
+    instead) lets the caller tell the user so."""
+
+    def publish() -> None:
+        try:
+            recompute_dates.delay(partner_id=partner.pk, dates=[d.isoformat() for d in dates], trigger=trigger)
+        except Exception:
+            logger.exception("Could not queue the recompute of %s; the nightly run will do it", partner.slug)
+            if on_failure is not None:
+                on_failure()
+
+    transaction.on_commit(publish)

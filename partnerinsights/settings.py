@@ -51,7 +51,9 @@ INSTALLED_APPS = [
     "accounts",
     "customers",
     "metrics",
+    "imports",
     "exports",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -83,7 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "accounts.context_processors.partner_context",
+                "dashboard.context_processors.partner_context",
             ],
         },
     },
@@ -246,7 +248,7 @@ CELERY_BEAT_SCHEDULE = {
 # The REST API (/api/): tokens first, so an anonymous request is a 401 with
 # `WWW-Authenticate: Bearer`; the browser's session works too (with CSRF on unsafe methods).
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "partnerinsights.api.PartnerAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.PartnerAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -272,7 +274,7 @@ SPECTACULAR_SETTINGS = {
     # Request bodies get their own components, so an upload is `format: binary`, not a URL.
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "RunStatusEnum": "customers.models.ImportRun.Status",  # recompute runs have the same values
+        "RunStatusEnum": "metrics.models.RunStatus",  # import and recompute runs
         "SubscriptionStatusEnum": "customers.models.SubscriptionStatus",
     },
 }

@@ -13,7 +13,8 @@ from django_scopes import scope, scopes_disabled
 from accounts import services as account_services
 from accounts.models import Partner, StaffUser
 from accounts.roles import Role
-from customers.models import Activity, ImportRun
+from customers.models import Activity
+from imports.models import ImportRun
 from metrics.models import SkuSetting
 from metrics.services import metrics_recompute, yesterday
 from partnerinsights.celery import app as celery_app
@@ -75,7 +76,7 @@ def staff_for(partner: Partner, role: Role) -> StaffUser:
     return StaffUser.objects.create_user(f"{role.value}@{partner.slug}.example", PASSWORD, partner=partner, role=role)
 
 
-TENANT_APPS = ("accounts", "customers", "metrics", "exports")
+TENANT_APPS = ("accounts", "customers", "metrics", "imports", "exports")
 SIGN_IN_BOOKKEEPING = {"last_login", "last_used_at"}  # every signed-in request may touch them
 
 
@@ -137,7 +138,7 @@ def bravo(other_partner) -> dict:
     factories.AssignmentFactory(user=idle, subscription=subscription)  # an inactive licensed user
     Activity.objects.create(partner=other_partner, user=user, workload="exchange", activity_date=SNAPSHOT_DATE)
     SkuSetting.objects.create(partner=other_partner, sku="ENTERPRISEPACK", monthly_price=99, excluded=False)
-    recompute = metrics_recompute(partner=other_partner, as_of=SNAPSHOT_DATE, trigger="test")
+    recompute = metrics_recompute(partner=other_partner, as_of=SNAPSHOT_DATE, trigger="nightly")
     run = ImportRun.objects.create(
         partner=other_partner, origin=ImportRun.Origin.COMMAND, source_name=f"{MARKER}import", status="succeeded"
     )

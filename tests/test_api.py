@@ -15,11 +15,12 @@ from django.urls import reverse
 from accounts import services as account_services
 from accounts.models import ApiToken, StaffUser
 from accounts.roles import Role
-from customers.models import Activity, Customer, ImportRun, Source, SubscriptionStatus
+from core.api import PartnerViewSet
+from customers.models import Activity, Customer, Source, SubscriptionStatus
+from imports.models import ImportRun
 from metrics.models import FamilySnapshot, PortfolioSnapshot, RecomputeRun, SkuSnapshot, WorkloadSnapshot
 from metrics.numbers import pct
 from metrics.services import metrics_recompute
-from partnerinsights.api import PartnerViewSet
 from tests import factories
 from tests.conftest import MARKER, SNAPSHOT_DATE, client_for, token_client_for
 
@@ -51,7 +52,7 @@ def alpha(partner) -> dict:
     for user, workload in [(users[0], "exchange"), (users[2], "dynamics365"), (users[3], "teams")]:
         Activity.objects.create(partner=partner, user=user, workload=workload, activity_date=D)
     for day in (EARLIER, D):
-        metrics_recompute(partner=partner, as_of=day, trigger="test")
+        metrics_recompute(partner=partner, as_of=day, trigger="nightly")
     return {"customer": customer, "empty": empty, "users": users}
 
 

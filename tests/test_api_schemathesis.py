@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from accounts import services as account_services
 from accounts.roles import Role
-from customers.models import ImportRun
+from imports.models import ImportRun
 from metrics.models import RecomputeRun
 from tests.conftest import SNAPSHOT_DATE
 from tests.test_api import BAD, GOOD, _zip, alpha  # noqa: F401 (alpha: a fixture, partner A with snapshots)

@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from accounts.models import StaffUser
 from accounts.roles import Role
-from customers.management.commands.generate_demo_data import DEMO_PASSWORD, DEMO_STAFF
+from imports.management.commands.generate_demo_data import DEMO_PASSWORD, DEMO_STAFF
 from tests.test_metrics import World
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

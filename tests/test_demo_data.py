@@ -14,8 +14,8 @@ from django.test import RequestFactory
 from django_scopes import scopes_disabled
 
 from accounts.models import Partner, StaffUser
-from customers.demo import SPECIAL_CUSTOMERS
 from customers.models import Activity, Customer, EndUser, LicenseAssignment, Subscription, SupportRequest
+from imports.demo import SPECIAL_CUSTOMERS
 from metrics.models import FamilySnapshot, WorkloadSnapshot
 
 TODAY = dt.date(2026, 3, 15)

@@ -32,10 +32,10 @@ from celery.beat import PersistentScheduler
 from django.conf import settings
 from django.utils import timezone
 
+from core.db import _lock_key
 from metrics import engine
-from metrics.services import RECOMPUTE_NOT_QUEUED
+from metrics.tasks import RECOMPUTE_NOT_QUEUED
 from partnerinsights.celery import app as celery_app
-from partnerinsights.db import _lock_key
 from tests.processes import (
     PrivatePostgres,
     celery_process,

@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 
 from accounts.models import StaffUser
 from accounts.roles import Role
-from customers.importing.files import FILE_SPECS
-from customers.importing.service import data_import
-from customers.importing.sources import source_from_uploads
-from customers.models import Customer, ImportRun
+from customers.models import Customer
+from imports.models import ImportRun
+from imports.pipeline.files import FILE_SPECS
+from imports.pipeline.sources import source_from_uploads
+from imports.services import data_import
 from metrics.services import metrics_recompute
 from tests.conftest import SNAPSHOT_DATE, client_for, tenant_tables, token_client_for
 from tests.test_import import (
@@ -195,7 +196,7 @@ def marked(partner, staff) -> dict:
     }
     run = data_import(partner=partner, source=source_from_uploads(uploads(files)), origin=ImportRun.Origin.COMMAND)
     assert run.status == "succeeded", run.errors
-    metrics_recompute(partner=partner, as_of=SNAPSHOT_DATE, trigger="test")
+    metrics_recompute(partner=partner, as_of=SNAPSHOT_DATE, trigger="nightly")
     StaffUser.objects.filter(pk=staff[Role.SALES_AGENT].pk).update(full_name=f"Sam {PAYLOAD}")
     client = client_for(staff[Role.GLOBAL_ADMIN])
     bad = {

@@ -15,18 +15,10 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from accounts.roles import Role
-from customers.importing.service import data_import
-from customers.importing.sources import source_from_path, source_from_uploads
-from customers.models import (
-    Activity,
-    Customer,
-    EndUser,
-    ImportRun,
-    LicenseAssignment,
-    Product,
-    Subscription,
-    SupportRequest,
-)
+from customers.models import Activity, Customer, EndUser, LicenseAssignment, Product, Subscription, SupportRequest
+from imports.models import ImportRun
+from imports.pipeline.sources import source_from_path, source_from_uploads
+from imports.services import data_import
 from tests.conftest import client_for, tenant_tables
 
 BASE = {
@@ -360,7 +352,7 @@ def test_bad_input_gives_its_error_and_writes_nothing(partner, imported, files, 
 
 
 def str_issue(error: dict) -> str:
-    from customers.importing.issues import ImportIssue
+    from imports.pipeline.issues import ImportIssue
 
     return str(ImportIssue(**error))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction  # noqa: F401 (connection: the skipif condition)
 
-from customers.importing import copy_csv
+from imports.pipeline import copy_csv
 from tests.test_import import imported, run_import, snapshot, str_issue, write  # noqa: F401 (imported: a fixture)
 
 pytestmark = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="the COPY path is PostgreSQL's")

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from bench.load import MARKER, Client, check, demo_logins, gunicorn, mark_second_partner, run_load
-from customers.management.commands.generate_demo_data import DEMO_PASSWORD, NORTHWIND_ADMIN
+from imports.management.commands.generate_demo_data import DEMO_PASSWORD, NORTHWIND_ADMIN
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),  # gunicorn reads committed data

@@ -54,7 +54,7 @@ class World:
         return person
 
     def compute(self, as_of=D):
-        metrics_recompute(partner=self.partner, as_of=as_of, trigger="test")
+        metrics_recompute(partner=self.partner, as_of=as_of, trigger="nightly")
 
     def sku(self, sku="ENTERPRISEPACK", customer=None):
         """(sold, own_sold, assigned, entitled, active) at the SKU grain, or None without a row."""
@@ -372,9 +372,9 @@ class TestRuns:
             while Customer.objects.filter(partner=partner).count() < customers:
                 world = World(partner)
                 world.licensed(world.sub())
-            metrics_recompute(partner=partner, as_of=D, trigger="test")  # the ledger row exists for both sizes
+            metrics_recompute(partner=partner, as_of=D, trigger="nightly")  # the ledger row exists for both sizes
             with CaptureQueriesContext(connection) as queries:
-                metrics_recompute(partner=partner, as_of=D, trigger="test")
+                metrics_recompute(partner=partner, as_of=D, trigger="nightly")
             assert SkuSnapshot.objects.filter(as_of=D).count() == customers
             counts[customers] = len(queries.captured_queries)
         assert counts[10] == counts[200] <= 40

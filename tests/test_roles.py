@@ -14,8 +14,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import ApiToken
 from accounts.roles import Role
-from customers.models import Customer, ImportRun
+from customers.models import Customer
 from exports.models import ReportSchedule
+from imports.models import ImportRun
 from metrics.models import InsightSettings, RecomputeRun, SkuSetting
 from metrics.services import metrics_recompute
 from tests import factories
@@ -148,7 +149,7 @@ def _act_api(action: str, client, customer):
 def world(partner, staff):
     customer = factories.CustomerFactory(partner=partner)
     factories.SubscriptionFactory(customer=customer)
-    metrics_recompute(partner=partner, as_of=SNAPSHOT_DAY, trigger="test")  # something to export
+    metrics_recompute(partner=partner, as_of=SNAPSHOT_DAY, trigger="nightly")  # something to export
     target = StaffUser.objects.create_user("target@alpha.example", "x-Very-long-pass-1", partner=partner, role=SA)
     return {"customer": customer, "target": target, "staff": staff}
 

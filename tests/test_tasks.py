@@ -18,11 +18,12 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
 from django_scopes import scope
 
-from customers.importing.service import data_import
-from customers.importing.sources import source_from_path
-from customers.models import ImportRun
+from imports.models import ImportRun
+from imports.pipeline.sources import source_from_path
+from imports.services import data_import
 from metrics import engine, services, tasks
 from metrics.models import RecomputeRun, SkuSnapshot
+from metrics.tasks import RECOMPUTE_NOT_QUEUED
 from partnerinsights.celery import app as celery_app
 from tests import factories
 from tests.metrics_reference import stored_metrics
@@ -92,24 +93,24 @@ class TestLedger:
         monkeypatch.setattr(engine, "compute_date", broken)
         for attempt in range(1, services.MAX_ATTEMPTS + 1):
             with pytest.raises(OperationalError):
-                services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+                services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
             run = RecomputeRun.objects.get()
             assert (run.status, run.attempts) == ("failed", attempt)
             assert run.error == "OperationalError: server closed the connection unexpectedly"
         with pytest.raises(services.GaveUp):
-            services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+            services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
 
     def test_a_success_after_failures_publishes_and_resets_attempts(self, world, partner, monkeypatch):
         original = engine.compute_date
         monkeypatch.setattr(engine, "compute_date", lambda **kw: (_ for _ in ()).throw(OperationalError("down")))
         with pytest.raises(OperationalError):
-            services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+            services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
         assert not SkuSnapshot.objects.exists()  # a failed run publishes nothing
         monkeypatch.setattr(engine, "compute_date", original)
-        run = services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+        run = services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
         assert (run.status, run.error, run.published_at is not None) == ("succeeded", "", True)
         assert SkuSnapshot.objects.count() == 1
-        again = services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+        again = services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
         assert again.attempts == 1
 
 
@@ -223,7 +224,7 @@ class TestTasks:
         self, partner, tmp_path, django_capture_on_commit_callbacks
     ):
         published = [dt.date(2024, 3, 1), dt.date(2024, 4, 1), dt.date(2024, 6, 1), dt.date(2024, 9, 6)]
-        services.metrics_recompute_dates(partner=partner, dates=published, trigger="test")
+        services.metrics_recompute_dates(partner=partner, dates=published, trigger="nightly")
         folder = tmp_path / "in"
         folder.mkdir()
         (folder / "customers.csv").write_text("customer_id,name\nC1,Contoso\n")
@@ -252,7 +253,7 @@ class TestTasks:
         assert run.status == "succeeded"
         assert not RecomputeRun.objects.exists()
         run.refresh_from_db()
-        assert run.warnings == [services.RECOMPUTE_NOT_QUEUED]  # the import's page says the metrics are delayed
+        assert run.warnings == [RECOMPUTE_NOT_QUEUED]  # the import's page says the metrics are delayed
 
 
 @pytest.mark.skipif(
@@ -269,7 +270,7 @@ def test_two_concurrent_runs_compute_once_and_agree(partner):
     def run() -> None:
         try:
             with scope(partner=partner):  # threads start without the test's context
-                outcomes.append(services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test"))
+                outcomes.append(services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly"))
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
         finally:
@@ -284,7 +285,7 @@ def test_two_concurrent_runs_compute_once_and_agree(partner):
     assert RecomputeRun.objects.filter(partner=partner).count() == 1
     assert SkuSnapshot.objects.filter(as_of=YESTERDAY).count() == 30
     single = stored_metrics(partner, YESTERDAY)
-    services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+    services.metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
     assert stored_metrics(partner, YESTERDAY) == single
 
 
@@ -306,7 +307,7 @@ def test_a_real_worker_on_redis_completes_a_recompute(partner):
             tasks.recompute_dates.apply_async(
                 kwargs={"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "worker"}, queue=queue
             )
-            done = RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="worker")
+            done = RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="nightly")
             wait_for(done.exists, timeout=60, what="the worker's recompute", log=folder / "worker.log")
             assert worker.poll() is None
         assert SkuSnapshot.objects.filter(partner=partner, as_of=YESTERDAY).count() == 1

@@ -96,7 +96,7 @@ def alpha_admin(partner, staff):
     factories.AssignmentFactory(
         user=factories.EndUserFactory(customer=customer, external_id="U1"), subscription=subscription
     )
-    metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="test")
+    metrics_recompute(partner=partner, as_of=YESTERDAY, trigger="nightly")
     return client_for(staff[Role.GLOBAL_ADMIN])
 
 
@@ -245,7 +245,7 @@ def bravo_only(bravo, other_partner) -> dict:
     )
     factories.SubscriptionFactory(customer=bravo["customer"], product=product, external_id="S-BRAVO")
     day = YESTERDAY - dt.timedelta(days=3)
-    metrics_recompute(partner=other_partner, as_of=day, trigger="test")
+    metrics_recompute(partner=other_partner, as_of=day, trigger="nightly")
     return {"sku": BRAVO_ONLY_SKU, "day": day.isoformat(), "customer": bravo["customer"].pk}
 
 

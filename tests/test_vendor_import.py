@@ -18,18 +18,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from accounts.roles import Role
-from customers.importing.issues import ImportIssue
-from customers.importing.vendor_report import split_products
-from customers.models import (
-    Activity,
-    Customer,
-    EndUser,
-    ImportRun,
-    LicenseAssignment,
-    Product,
-    Subscription,
-    SupportRequest,
-)
+from customers.models import Activity, Customer, EndUser, LicenseAssignment, Product, Subscription, SupportRequest
+from imports.models import ImportRun
+from imports.pipeline.issues import ImportIssue
+from imports.pipeline.vendor_report import split_products
 from metrics.models import WorkloadSnapshot
 from metrics.services import metrics_recompute
 from tests.conftest import client_for
@@ -304,7 +296,7 @@ def test_report_without_assign_dates_keeps_the_stored_assignment(partner, mixed,
 def test_workload_grain_counts_report_users_active_at_the_refresh_date(partner, mixed):
     """R−27 … R: Bob's Exchange on 09-23 counts, his Teams on 09-22 does not; carol, deleted on
     10-10, is active but no longer entitled; every Yammer user counts, licensed or not (erin)."""
-    metrics_recompute(partner=partner, as_of=REFRESH, trigger="test")
+    metrics_recompute(partner=partner, as_of=REFRESH, trigger="nightly")
     rows = WorkloadSnapshot.objects.filter(partner=partner, as_of=REFRESH).values_list(
         "customer__external_id", "workload", "entitled_users", "active_users"
     )

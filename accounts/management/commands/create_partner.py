@@ -3,8 +3,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
+from accounts.commands import PartnerCommand
 from accounts.services import partner_create
-from partnerinsights.commands import PartnerCommand
 
 
 class Command(PartnerCommand):

@@ -3,9 +3,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
+from accounts.commands import PartnerCommand
 from accounts.roles import Role
 from accounts.services import staff_create
-from partnerinsights.commands import PartnerCommand
 
 
 class Command(PartnerCommand):

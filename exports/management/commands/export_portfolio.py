@@ -5,8 +5,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django_scopes import scope
 
+from accounts.commands import PartnerCommand, iso_date
 from exports.portfolio import GRAINS, ExportError, export_date, portfolio_lines
-from partnerinsights.commands import PartnerCommand, iso_date
 
 
 class Command(PartnerCommand):

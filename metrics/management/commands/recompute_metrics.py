@@ -4,10 +4,10 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django_scopes import scope
 
+from accounts.commands import PartnerCommand, iso_date
 from accounts.models import Partner
 from metrics.models import RecomputeRun
 from metrics.services import GaveUp, date_range, metrics_recompute_dates, yesterday
-from partnerinsights.commands import PartnerCommand, iso_date
 
 
 class Command(PartnerCommand):

@@ -1,0 +1,235 @@
+"""The portfolio analytics page (SPEC §2 portfolio grain, §3, §8): what it reads and draws.
+
+A fixed number of queries whatever the portfolio's size: the portfolio grain and its trend come
+from `PortfolioSnapshot`, the distribution and scatter from one read of the family grain (one row
+per customer and family), the unused-license ranking aggregated in SQL, the customer table paged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import plotly.graph_objects as go
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, Count, DecimalField, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, When
+from django.db.models.functions import Lower
+
+from accounts.models import Partner
+from core.charts import figure_data
+from customers.models import Customer, Family, family_order
+from customers.selectors import renewal_list
+from dashboard.charts import percent_trend_figure
+from metrics.filters import PortfolioFilters, matching_customer_ids, matching_family_rows
+from metrics.models import InsightSettings, PortfolioSnapshot, SkuSetting, SkuSnapshot
+from metrics.numbers import BAND_LABELS, BANDS, band, pct
+from metrics.recommendations import Kind, recommendation_list
+from metrics.selectors import inactive_user_summary
+
+CUSTOMERS_PER_PAGE = 50
+TOP_UNUSED = 10
+RENEWALS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class UnusedLine:
+    customer_id: int
+    customer_name: str
+    unused: int  # seats sold and not assigned, SKU by SKU (an over-deployed SKU fills no other's seats)
+    monthly_cost: Decimal | None  # of the priced SKUs; None when no unused SKU has a price
+
+
+def analytics_context(
+    *,
+    partner: Partner,
+    as_of: dt.date,
+    filters: PortfolioFilters,
+    settings: InsightSettings,
+    trend_days: int,
+    page_number: str | None,
+) -> dict[str, Any]:
+    """Everything the analytics page shows at `as_of`; every panel but the headline and the
+    trend (the whole portfolio) reads the customers that match `filters`."""
+    ids = matching_customer_ids(partner=partner, as_of=as_of, filters=filters, settings=settings)
+    family_rows = list(
+        _of_customers(matching_family_rows(partner=partner, as_of=as_of, filters=filters), ids).values_list(
+            "customer_id", "customer__name", "family", *_NUMBERS
+        )
+    )
+    customer_count = Customer.objects.filter(partner=partner).count() if ids is None else len(ids)
+    inactive = inactive_user_summary(partner=partner, as_of=as_of, days=settings.inactivity_days)
+    if ids is not None:
+        matching = set(ids)
+        inactive = {pk: value for pk, value in inactive.items() if pk in matching}
+    inactive_costs = [cost for _, cost in inactive.values() if cost is not None]
+    renewals = _of_customers(renewal_list(partner=partner, as_of=as_of), ids)
+    bands = band_table(family_rows, families=filters.families, customer_count=customer_count)
+    return {
+        "portfolio": sorted(PortfolioSnapshot.objects.filter(partner=partner, as_of=as_of), key=family_order),
+        "trend_chart": trend_figure(partner=partner, as_of=as_of, days=trend_days),
+        "customer_count": customer_count,
+        "bands": bands,
+        "distribution_chart": distribution_figure(bands) if family_rows else None,
+        "scatter_chart": scatter_figure(family_rows),
+        "unused": unused_ranking(partner=partner, as_of=as_of, customer_ids=ids),
+        "recommendation_counts": recommendation_counts(
+            partner=partner, as_of=as_of, settings=settings, filters=filters, customer_ids=ids
+        ),
+        "renewals": list(renewals[:RENEWALS_SHOWN]),
+        "renewal_total": renewals.count(),
+        "inactive_total": sum(users for users, _ in inactive.values()),
+        "inactive_cost": sum(inactive_costs) if inactive_costs else None,
+        "page": customer_page(partner=partner, as_of=as_of, filters=filters, customer_ids=ids, number=page_number),
+    }
+
+
+_NUMBERS = ("sold_licenses", "assigned_licenses", "entitled_users", "active_users")
+
+
+def _of_customers(rows: QuerySet, ids: list[int] | None) -> QuerySet:
+    """`rows` of the matching customers (all of them when `ids` is None)."""
+    return rows if ids is None else rows.filter(customer_id__in=ids)
+
+
+def band_table(rows: list[tuple], *, families: tuple[str, ...], customer_count: int) -> list[dict[str, Any]]:
+    """Per family: how many customers fall in each usage and deployment band of SPEC §8; customers
+    without a row of the family (or without its denominator) are "no data"."""
+    table = []
+    for family in families:
+        of_family = [row for row in rows if row[2] == family]
+        usage = Counter(band(active, entitled) for *_, entitled, active in of_family)
+        deployment = Counter(band(assigned, sold) for *_, sold, assigned, _, _ in of_family)
+        usage["none"] += customer_count - len(of_family)
+        deployment["none"] += customer_count - len(of_family)
+        table.append(
+            {
+                "family": Family(family).label,
+                "bands": [(key, BAND_LABELS[key], usage[key], deployment[key]) for key in BANDS],
+            }
+        )
+    return table
+
+
+def distribution_figure(bands: list[dict[str, Any]]) -> dict[str, Any]:
+    """Customers per usage band and per deployment band (a `band_table`), a bar per family."""
+    figure = go.Figure()
+    labels = [BAND_LABELS[key] for key in BANDS]
+    for entry in bands:
+        figure.add_bar(name=f"{entry['family']} usage", x=labels, y=[usage for *_, usage, _ in entry["bands"]])
+        figure.add_bar(
+            name=f"{entry['family']} deployment", x=labels, y=[deployment for *_, deployment in entry["bands"]]
+        )
+    figure.update_layout(barmode="group", yaxis_title="Customers")
+    return figure_data(figure)
+
+
+def scatter_figure(rows: list[tuple]) -> dict[str, Any] | None:
+    """One point per customer and family: deployment % against usage %, sized by sold licenses."""
+    points: dict[str, list[tuple]] = {}
+    for _, name, family, sold, assigned, entitled, active in rows:
+        if sold and entitled:
+            points.setdefault(family, []).append((name, sold, float(pct(assigned, sold)), float(pct(active, entitled))))
+    if not points:
+        return None
+    largest = max(sold for series in points.values() for _, sold, _, _ in series)
+    figure = go.Figure()
+    for family in points:
+        figure.add_scatter(
+            name=Family(family).label,
+            mode="markers",
+            marker={"sizemode": "area", "sizeref": largest / 900, "sizemin": 4},
+            hovertemplate="%{text}<br>deployment %{x}% · usage %{y}%<br>%{customdata} sold<extra></extra>",
+        )
+    figure.update_layout(xaxis_title="Deployment %", yaxis_title="Usage %", xaxis_rangemode="tozero")
+    data = figure_data(figure)
+    # The points join the traces as plain lists: plotly validates a list element by element,
+    # which at 2,000 customers took most of the page's time.
+    for trace, series in zip(data["data"], points.values(), strict=True):
+        trace |= {
+            "x": [deployment for *_, deployment, _ in series],
+            "y": [usage for *_, usage in series],
+            "text": [name for name, *_ in series],
+            "customdata": [sold for _, sold, *_ in series],
+        }
+        trace["marker"]["size"] = trace["customdata"]
+    return data
+
+
+def trend_figure(*, partner: Partner, as_of: dt.date, days: int) -> dict[str, Any] | None:
+    """The portfolio's deployment % and usage % per family over the `days` days up to `as_of`."""
+    rows = PortfolioSnapshot.objects.filter(
+        partner=partner, as_of__gt=as_of - dt.timedelta(days=days), as_of__lte=as_of
+    ).order_by("family", "as_of")
+    return percent_trend_figure(rows)
+
+
+def unused_ranking(
+    *, partner: Partner, as_of: dt.date, customer_ids: list[int] | None, limit: int = TOP_UNUSED
+) -> list[UnusedLine]:
+    """The customers with the most unused seats at `as_of`, and what those cost a month at the
+    partner's unit prices. One aggregate query."""
+    price = SkuSetting.objects.filter(partner=partner, sku=OuterRef("product__sku")).values("monthly_price")[:1]
+    rows = SkuSnapshot.objects.filter(partner=partner, as_of=as_of, product__family__in=PortfolioFilters().families)
+    rows = _of_customers(rows, customer_ids).annotate(
+        unused_seats=Case(
+            When(sold_licenses__gt=F("assigned_licenses"), then=F("sold_licenses") - F("assigned_licenses")),
+            default=0,
+            output_field=IntegerField(),
+        ),
+        price=Subquery(price, output_field=DecimalField(max_digits=10, decimal_places=2)),
+    )
+    ranked = (
+        rows.values("customer_id", "customer__name")
+        .annotate(
+            unused=Sum("unused_seats"),
+            cost=Sum(F("unused_seats") * F("price"), output_field=DecimalField(max_digits=14, decimal_places=2)),
+            priced=Count("price"),
+        )
+        .filter(unused__gt=0)
+        .order_by("-unused", Lower("customer__name"), "customer_id")[:limit]
+    )
+    return [
+        UnusedLine(
+            row["customer_id"], row["customer__name"], row["unused"], _money(row["cost"]) if row["priced"] else None
+        )
+        for row in ranked
+    ]
+
+
+def _money(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def recommendation_counts(
+    *,
+    partner: Partner,
+    as_of: dt.date,
+    settings: InsightSettings,
+    filters: PortfolioFilters,
+    customer_ids: list[int] | None,
+) -> list[tuple[Kind, int]]:
+    """How many customers have each kind of recommendation at `as_of` (in the chosen families)."""
+    allowed = None if customer_ids is None else set(customer_ids)
+    families = set(filters.families) | {""}
+    found = {
+        (r.kind, r.customer_id)
+        for r in recommendation_list(partner=partner, as_of=as_of, settings=settings)
+        if r.family in families and (allowed is None or r.customer_id in allowed)
+    }
+    counts = Counter(kind for kind, _ in found)
+    return [(kind, counts[kind]) for kind in Kind]
+
+
+def customer_page(
+    *, partner: Partner, as_of: dt.date, filters: PortfolioFilters, customer_ids: list[int] | None, number: str | None
+) -> Page:
+    """The matching customers' family-grain rows, by name, a page at a time."""
+    rows = (
+        _of_customers(matching_family_rows(partner=partner, as_of=as_of, filters=filters), customer_ids)
+        .select_related("customer")
+        .order_by(Lower("customer__name"), "customer__name", "customer__external_id", "family")
+    )
+    return Paginator(rows, CUSTOMERS_PER_PAGE).get_page(number)

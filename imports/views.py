@@ -1,0 +1,111 @@
+"""The import pages (upload, history, a run's result) and the Data status page: how the data
+arrives and whether the metrics are current."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.views.decorators.http import require_POST
+
+from accounts.roles import Action, can, require_action
+from imports import selectors
+from imports.forms import ImportForm
+from imports.models import ImportRun
+from imports.pipeline.sources import declared_upload_size, source_from_uploads
+from imports.services import data_import
+from metrics import services as metrics_services
+from metrics.models import RecomputeRun, Trigger
+from metrics.selectors import latest_snapshot_date, recompute_run_list
+from metrics.tasks import RECOMPUTE_NOT_QUEUED, recompute_enqueue
+
+HISTORY_LENGTH = 50
+
+
+@require_action(Action.IMPORT_DATA)
+def import_page(request: HttpRequest) -> HttpResponse:
+    refused = _upload_too_large(request)
+    form = ImportForm(None if refused else request.POST or None, None if refused else request.FILES or None)
+    if request.method == "POST" and not refused and form.is_valid():
+        run = data_import(
+            partner=request.partner,
+            source=source_from_uploads(form.cleaned_data["files"]),
+            origin=ImportRun.Origin.UPLOAD,
+            started_by=request.user,
+        )
+        if run.status == ImportRun.Status.SUCCEEDED:
+            messages.success(request, "Import succeeded.")
+        else:
+            messages.error(request, f"Import refused: {run.error_count} problem(s); nothing was written.")
+        return redirect("imports:detail", run_id=run.pk)
+    history = selectors.import_run_list(partner=request.partner)[:HISTORY_LENGTH]
+    context = {"form": form, "history": history, "refused": refused}
+    return render(request, "imports/import_page.html", context)
+
+
+@require_action(Action.VIEW_INSIGHTS)
+def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.import_run_get(partner=request.partner, run_id=run_id)
+    if not can(request.user, Action.IMPORT_DATA):
+        raise PermissionDenied
+    return render(request, "imports/import_detail.html", {"run": run})
+
+
+def _upload_too_large(request: HttpRequest) -> str:
+    """Refuses by the declared size before Django reads the body (it does not cap uploads)."""
+    size = declared_upload_size(request.META)
+    if request.method != "POST" or size <= settings.IMPORT_MAX_UPLOAD_BYTES:
+        return ""
+    limit = filesizeformat(settings.IMPORT_MAX_UPLOAD_BYTES)
+    return (
+        f"The upload ({filesizeformat(size)}) is larger than the limit of {limit}; nothing was imported. "
+        "Import larger files with the import_data command or the API."
+    )
+
+
+RECENT_RUNS = 30
+
+
+@require_action(Action.TRIGGER_RECOMPUTE)
+def data_status(request: HttpRequest) -> HttpResponse:
+    partner = request.partner
+    runs = list(recompute_run_list(partner=partner)[:RECENT_RUNS])
+    latest = latest_snapshot_date(partner=partner)
+    last_import = selectors.import_run_list(partner=partner).filter(status=ImportRun.Status.SUCCEEDED).first()
+    last_refused = selectors.import_run_list(partner=partner).filter(status=ImportRun.Status.FAILED).first()
+    last_run = runs[0] if runs else None
+    context = {
+        "runs": runs,
+        "latest": latest,
+        "expected": metrics_services.yesterday(),
+        "days_behind": (metrics_services.yesterday() - latest).days if latest else None,
+        "last_import": last_import,
+        "refused_since": last_refused
+        if last_refused and (last_import is None or last_refused.started_at > last_import.started_at)
+        else None,
+        "failures": [run for run in runs if run.status == RecomputeRun.Status.FAILED],
+        # An import newer than every recompute: its numbers are not in the metrics yet.
+        "recompute_pending": bool(last_import and (last_run is None or last_run.started_at < last_import.finished_at)),
+        "recompute_not_queued": bool(last_import and RECOMPUTE_NOT_QUEUED in last_import.warnings),
+    }
+    return render(request, "imports/data_status.html", context)
+
+
+@require_POST
+@require_action(Action.TRIGGER_RECOMPUTE)
+def recompute_now(request: HttpRequest) -> HttpResponse:
+    as_of = metrics_services.yesterday()
+    not_queued: list[bool] = []
+    recompute_enqueue(
+        partner=request.partner, dates=[as_of], trigger=Trigger.MANUAL, on_failure=lambda: not_queued.append(True)
+    )
+    if not_queued:
+        messages.error(
+            request,
+            f"The recompute of {as_of:%Y-%m-%d} could not be queued: the task queue is unreachable. "
+            "The nightly run recomputes it; try again later.",
+        )
+    else:
+        messages.success(request, f"Recompute of {as_of:%Y-%m-%d} queued.")
+    return redirect("metrics:status")
