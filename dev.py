@@ -82,10 +82,21 @@ def run(args: list[str], env: dict[str, str]) -> int:
     return 0
 
 
+# The checks before the tests, in order; the first that fails stops the run.
+CHECKS = (
+    (str(PYTHON), "-m", "ruff", "check", "."),  # lint
+    (str(PYTHON), "-m", "ruff", "format", "--check", "."),  # one format
+    (str(VENV / "bin" / "lint-imports"),),  # the apps' layers, no import cycle (pyproject.toml)
+    (str(PYTHON), "-m", "mypy"),  # type hints (pyproject.toml: strict on core, accounts, metrics)
+)
+
+
 def test(args: list[str], env: dict[str, str]) -> int:
-    lint = subprocess.run([str(PYTHON), "-m", "ruff", "check", "."], cwd=ROOT, env=env)
-    if lint.returncode:
-        return lint.returncode
+    for check in CHECKS:
+        print("$", *(Path(part).name if part.startswith("/") else part for part in check), file=sys.stderr)
+        done = subprocess.run(check, cwd=ROOT, env=env)
+        if done.returncode:
+            return done.returncode
     return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT, env=env).returncode
 
 

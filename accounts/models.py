@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.roles import Role
+from accounts.roles import Action, Role, can
 
 
 class Partner(models.Model):
@@ -79,6 +79,13 @@ class StaffUser(AbstractBaseUser, PermissionsMixin):
     @property
     def display_name(self) -> str:
         return self.full_name or self.email
+
+    def has_perm(self, perm: str, obj: models.Model | None = None) -> bool:
+        """The product's actions (accounts.roles.Action) are answered by the role matrix of SPEC §4
+        (never by the superuser flag); Django's own permissions, the admin's, as usual."""
+        if perm in set(Action):
+            return can(self, Action(perm))
+        return super().has_perm(perm, obj)
 
 
 class ApiToken(models.Model):

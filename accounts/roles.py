@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -16,7 +16,14 @@ from django.db import models
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
-    from accounts.models import StaffUser
+
+class Member(Protocol):
+    """What the role matrix reads of a staff user (accounts.models.StaffUser)."""
+
+    pk: Any
+    role: str
+    partner_id: int | None
+    is_authenticated: bool
 
 
 class Role(models.TextChoices):
@@ -56,7 +63,7 @@ GRANTABLE_ROLES: dict[Role, frozenset[Role]] = {
 }
 
 
-def can(user: StaffUser | Any, action: Action) -> bool:
+def can(user: Member | Any, action: Action) -> bool:
     """Whether a signed-in staff user of a partner may take `action`."""
     role = getattr(user, "role", "")
     if not getattr(user, "is_authenticated", False) or not getattr(user, "partner_id", None):
@@ -64,12 +71,12 @@ def can(user: StaffUser | Any, action: Action) -> bool:
     return role in PERMISSIONS[action]
 
 
-def can_grant(actor: StaffUser, role: str) -> bool:
+def can_grant(actor: Member, role: str) -> bool:
     """Whether `actor` may give someone `role` (SPEC §4: only Global admins grant Global admin)."""
     return can(actor, Action.MANAGE_STAFF) and role in GRANTABLE_ROLES[Role(actor.role)]
 
 
-def can_manage_member(actor: StaffUser, member: StaffUser, new_role: str | None = None) -> bool:
+def can_manage_member(actor: Member, member: Member, new_role: str | None = None) -> bool:
     """Whether `actor` may change `member` (of the same partner), optionally to `new_role`."""
     if not can(actor, Action.MANAGE_STAFF) or actor.partner_id != member.partner_id:
         return False

@@ -6,6 +6,10 @@ scope itself, once the user is known. Scoping is structural: `PartnerViewSet` ow
 `get_queryset`, `get_object` and the request cycle, and refuses at class-definition time any
 subclass that overrides them (PostHog's pattern). Subclasses only say which rows of *their*
 partner they show (`partner_queryset`), and the base filters by the partner once more.
+
+The base knows no app: the tenant is `request.user.partner`, and whether the user may take the
+view's `required_action` is the user's `has_perm(action)` (accounts answers it from the role
+matrix of SPEC §4).
 """
 
 from __future__ import annotations
@@ -24,9 +28,6 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import filters, pagination, permissions, serializers, viewsets
 from rest_framework.request import Request
 
-from accounts.models import Partner
-from accounts.roles import Action, can
-
 # What subclasses may not redefine: the scoped path must be the only path.
 SEALED = frozenset(
     {"get_queryset", "get_object", "initial", "dispatch", "permission_classes", "authentication_classes"}
@@ -38,7 +39,7 @@ class RoleAllows(permissions.BasePermission):
     Anonymous requests get 401 (DRF asks the first authenticator for its header), others 403."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return can(request.user, view.required_action)
+        return bool(request.user and request.user.has_perm(view.required_action))
 
 
 class Pagination(pagination.PageNumberPagination):
@@ -73,11 +74,11 @@ class OrderingFilter(filters.OrderingFilter):
 
 
 class PartnerViewSet(viewsets.GenericViewSet):
-    """Base of every API view. Subclasses set `model`, `serializer_class`, `partner_queryset()` and,
-    when not every partner member may use them, `required_action`; nothing else about access."""
+    """Base of every API view. Subclasses set `model`, `serializer_class`, `partner_queryset()` and
+    `required_action`; nothing else about access."""
 
     model: ClassVar[type[Model]]
-    required_action: ClassVar[Action] = Action.VIEW_INSIGHTS
+    required_action: ClassVar[str]  # an accounts.roles.Action: each view names the one it needs
     permission_classes: ClassVar[list] = [RoleAllows]
     pagination_class = Pagination
     filter_backends: ClassVar[list] = [OrderingFilter]
@@ -106,10 +107,10 @@ class PartnerViewSet(viewsets.GenericViewSet):
         self._partner_scope.enter_context(scope(partner=request.partner))
 
     @property
-    def partner(self) -> Partner:
+    def partner(self) -> Model:
         return self.request.partner
 
-    def partner_queryset(self, partner: Partner) -> QuerySet:
+    def partner_queryset(self, partner: Any) -> QuerySet[Any]:
         """The rows this view shows, of `partner` only (usually a selector's result)."""
         raise NotImplementedError
 

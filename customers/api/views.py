@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from rest_framework import mixins
 
 from accounts.models import Partner
+from accounts.roles import Action
 from core.api import PartnerViewSet
 from customers import selectors
 from customers.api.serializers import CustomerQuerySerializer, CustomerSerializer, SubscriptionSerializer
@@ -17,6 +18,7 @@ from customers.models import Customer, Subscription
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet):
     """The partner's customers, with or without data."""
 
+    required_action = Action.VIEW_INSIGHTS
     model = Customer
     serializer_class = CustomerSerializer
     query_serializer_class = CustomerQuerySerializer
@@ -30,6 +32,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerV
 class CustomerRowsViewSet(PartnerViewSet):
     """Rows of one customer named by `customer_id` in the URL, looked up inside the partner: another
     partner's customer is a 404, never an empty list."""
+
+    required_action = Action.VIEW_INSIGHTS
 
     @cached_property
     def customer(self) -> Customer:

@@ -38,6 +38,7 @@ class SnapshotViewSet(mixins.ListModelMixin, PartnerViewSet):
     """Snapshots of the dates asked for (`?as_of=`, `?from=&to=`, default the latest snapshot
     date); a date without a snapshot has no rows. `query_filters` maps query fields to lookups."""
 
+    required_action = Action.VIEW_INSIGHTS
     query_filters: ClassVar[dict[str, str]] = {}
     # The selector of the grain: (partner, span[, customer]) -> snapshots.
     snapshot_list: ClassVar[Callable[..., QuerySet]]
@@ -105,6 +106,7 @@ class InactiveUserViewSet(PartnerViewSet):
     workload of their licenses in the last `days` days, never-active users included; sorted by
     customer name, then user principal name."""
 
+    required_action = Action.VIEW_INSIGHTS
     model = EndUser
     serializer_class = InactiveUserSerializer
     query_serializer_class = InactiveQuerySerializer
