@@ -44,6 +44,7 @@ from imports.models import ImportRun
 from imports.pipeline.sources import source_from_path
 from imports.services import data_import
 from metrics import engine
+from metrics.definitions import WINDOW_DAYS, assigns, counted, entitles, overlaps_window, shown_family
 from metrics.services import date_range, metrics_recompute, metrics_recompute_dates
 
 NAIVE_SAMPLE = 10  # customers the naive loop really runs on; the rest is extrapolated
@@ -54,7 +55,7 @@ FLOOR_SKU_GRAIN = f"""
     INSERT INTO bench_floor (customer_id, product_id, sold, own_sold, assigned, entitled, active)
     WITH active_pairs AS (
         SELECT DISTINCT act.user_id, act.workload FROM customers_activity act
-        WHERE act.partner_id = %(p)s AND act.activity_date BETWEEN %(w)s AND %(d)s
+        WHERE act.partner_id = %(partner_id)s AND act.activity_date BETWEEN %(window_start)s AND %(as_of)s
     ),
     active_users AS (
         SELECT DISTINCT a.user_id, s.product_id
@@ -62,23 +63,22 @@ FLOOR_SKU_GRAIN = f"""
         JOIN customers_subscription s ON s.id = a.subscription_id
         JOIN customers_productworkload pw ON pw.product_id = s.product_id
         JOIN active_pairs ap ON ap.user_id = a.user_id AND ap.workload = pw.workload
-        WHERE a.partner_id = %(p)s AND a.assigned_on <= %(d)s AND (a.removed_on IS NULL OR a.removed_on > %(w)s)
+        WHERE a.partner_id = %(partner_id)s AND {overlaps_window("a")}
     ),
     holders AS (
         SELECT s.customer_id, s.product_id, a.user_id,
-               SUM(CASE WHEN a.state IN ('active', 'suspended') AND {engine.CURRENT} AND {engine.COUNTED}
-                        THEN 1 ELSE 0 END) AS assigned,
-               MAX(CASE WHEN a.state = 'active' AND {engine.CURRENT} AND {engine.COUNTED} THEN 1 ELSE 0 END) AS entitled
+               SUM(CASE WHEN {assigns("a", "s")} THEN 1 ELSE 0 END) AS assigned,
+               MAX(CASE WHEN {entitles("a", "s")} THEN 1 ELSE 0 END) AS entitled
         FROM customers_licenseassignment a
         JOIN customers_subscription s ON s.id = a.subscription_id
-        JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {engine.INSIGHT_FAMILIES}
-        WHERE a.partner_id = %(p)s AND a.assigned_on <= %(d)s
+        JOIN customers_product pr ON pr.id = s.product_id AND {shown_family("pr")}
+        WHERE a.partner_id = %(partner_id)s AND a.assigned_on <= %(as_of)s
         GROUP BY s.customer_id, s.product_id, a.user_id
     ),
     sold AS (
         SELECT s.customer_id, s.product_id, SUM(s.quantity) AS sold,
                SUM(CASE WHEN s.source = 'own' THEN s.quantity ELSE 0 END) AS own_sold
-        FROM customers_subscription s WHERE s.partner_id = %(p)s AND {engine.COUNTED}
+        FROM customers_subscription s WHERE s.partner_id = %(partner_id)s AND {counted("s")}
         GROUP BY s.customer_id, s.product_id
     )
     SELECT h.customer_id, h.product_id, MAX(COALESCE(sd.sold, 0)), MAX(COALESCE(sd.own_sold, 0)),
@@ -191,7 +191,7 @@ def _count(table: str, partner: Partner) -> int:
 
 
 def _floor(partner: Partner) -> None:
-    params = {"p": partner.pk, "d": AS_OF, "w": AS_OF - dt.timedelta(days=engine.WINDOW_DAYS - 1)}
+    params = engine.parameters(partner_id=partner.pk, as_of=AS_OF)
     with transaction.atomic(), connection.cursor() as cursor:
         engine.set_work_mem(cursor)  # the same memory as the product's statements: a fair floor
         cursor.execute("DROP TABLE IF EXISTS bench_floor")
@@ -205,7 +205,7 @@ def _floor(partner: Partner) -> None:
 
 def _naive_loop(partner: Partner) -> float:
     """The SKU grain as a per-customer, per-SKU ORM loop, on NAIVE_SAMPLE customers (seconds)."""
-    window = AS_OF - dt.timedelta(days=engine.WINDOW_DAYS - 1)
+    window = AS_OF - dt.timedelta(days=WINDOW_DAYS - 1)
     current = Q(assigned_on__lte=AS_OF) & (Q(removed_on__isnull=True) | Q(removed_on__gt=AS_OF))
     started = time.perf_counter()
     for customer in Customer.objects.filter(partner=partner).order_by("pk")[:NAIVE_SAMPLE]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from customers.models import Customer
-from metrics import engine
+from metrics.definitions import entitles, in_window, overlaps_window, shown_family, window_start
 
 CAUSES = {
     "trial": "from trial subscriptions (active, never entitled)",
@@ -31,34 +31,32 @@ CAUSES = {
 # on a workload of that SKU, with what kind of assignment made them active.
 ACTIVE_USER_SOURCES = f"""
     SELECT pr.sku, a.user_id,
-           MAX(CASE WHEN a.state = 'active' AND {engine.CURRENT} AND {engine.COUNTED} THEN 1 ELSE 0 END),
+           MAX(CASE WHEN {entitles("a", "s")} THEN 1 ELSE 0 END),
            MAX(CASE WHEN s.is_trial THEN 1 ELSE 0 END),
            MAX(CASE WHEN s.status IN ('grace', 'disabled', 'preprovisioned') THEN 1 ELSE 0 END),
-           MAX(CASE WHEN a.removed_on IS NOT NULL AND a.removed_on <= %(d)s THEN 1 ELSE 0 END)
+           MAX(CASE WHEN a.removed_on IS NOT NULL AND a.removed_on <= %(as_of)s THEN 1 ELSE 0 END)
     FROM customers_licenseassignment a
     JOIN customers_subscription s ON s.id = a.subscription_id
-    JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {engine.INSIGHT_FAMILIES}
-    WHERE a.partner_id = %(p)s AND a.customer_id = %(c)s
-      AND a.assigned_on <= %(d)s AND (a.removed_on IS NULL OR a.removed_on > %(w)s)
+    JOIN customers_product pr ON pr.id = s.product_id AND {shown_family("pr")}
+    WHERE a.partner_id = %(partner_id)s AND a.customer_id = %(customer_id)s AND {overlaps_window("a")}
       AND EXISTS (
           SELECT 1 FROM customers_activity act
           JOIN customers_productworkload pw ON pw.workload = act.workload AND pw.product_id = s.product_id
-          WHERE act.user_id = a.user_id AND act.activity_date BETWEEN %(w)s AND %(d)s)
+          WHERE act.user_id = a.user_id AND {in_window("act")})
     GROUP BY pr.sku, a.user_id"""
 
 # Users of the customer active on Yammer in W(D) who hold no license including Yammer then.
 UNLICENSED_YAMMER_USERS = f"""
     SELECT COUNT(DISTINCT act.user_id)
     FROM customers_activity act JOIN customers_enduser u ON u.id = act.user_id
-    WHERE act.partner_id = %(p)s AND u.customer_id = %(c)s AND act.workload = 'yammer'
-      AND act.activity_date BETWEEN %(w)s AND %(d)s
+    WHERE act.partner_id = %(partner_id)s AND u.customer_id = %(customer_id)s AND act.workload = 'yammer'
+      AND {in_window("act")}
       AND NOT EXISTS (
           SELECT 1 FROM customers_licenseassignment a
           JOIN customers_subscription s ON s.id = a.subscription_id
-          JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {engine.INSIGHT_FAMILIES}
+          JOIN customers_product pr ON pr.id = s.product_id AND {shown_family("pr")}
           JOIN customers_productworkload pw ON pw.product_id = s.product_id AND pw.workload = 'yammer'
-          WHERE a.user_id = act.user_id AND a.assigned_on <= %(d)s
-            AND (a.removed_on IS NULL OR a.removed_on > %(w)s))"""
+          WHERE a.user_id = act.user_id AND {overlaps_window("a")})"""
 
 
 @dataclass
@@ -80,10 +78,10 @@ class Explanation:
 def usage_explanation(*, customer: Customer, as_of: dt.date) -> Explanation:
     """The causes of usage above 100% for `customer` at `as_of`: two SQL statements."""
     params = {
-        "p": customer.partner_id,
-        "c": customer.pk,
-        "d": as_of,
-        "w": as_of - dt.timedelta(days=engine.WINDOW_DAYS - 1),
+        "partner_id": customer.partner_id,
+        "customer_id": customer.pk,
+        "as_of": as_of,
+        "window_start": window_start(as_of),
     }
     explanation = Explanation()
     with connection.cursor() as cursor:

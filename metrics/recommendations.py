@@ -20,7 +20,7 @@ from django.db.models import Count
 
 from accounts.models import Partner
 from customers.models import INSIGHT_FAMILIES, Family, SupportCategory, SupportRequest
-from metrics.engine import WINDOW_DAYS
+from metrics.definitions import WINDOW_DAYS
 from metrics.models import FamilySnapshot, InsightSettings
 from metrics.numbers import pct
 

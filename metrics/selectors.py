@@ -13,7 +13,7 @@ from django.db.models import F, QuerySet
 
 from accounts.models import Partner
 from customers.models import Customer
-from metrics import engine
+from metrics.definitions import entitles, excluded_sku, product_workloads, shown_family, workload_bit
 from metrics.models import (
     Counts,
     FamilySnapshot,
@@ -73,34 +73,27 @@ def _sku_list_aggregate() -> str:
     )
 
 
-# Users entitled at D (SPEC §2: current, active assignment on a counted subscription of an
-# insight-family SKU the partner did not exclude), with their SKUs, last activity on a workload of
-# those SKUs up to D, and the sum of their SKUs' unit prices; only those idle since D-N+1. The last
-# date is one probe per license of the activity primary key (user_id, activity_date, workload),
-# read backwards from D to the first row on a workload of the SKU (one of its bits; a probe per
-# workload was six times the work): no scan of anyone's history, and no join of one CTE with
-# another (the planner, misjudging their sizes, nested-looped them: seconds). The
-# probe is keyed by the partner's own entitled users alone (a partner_id term made SQLite pick the
-# (partner, date) index and read the partner's whole activity for every user).
+# Users entitled at D on a shown, not excluded SKU, with their SKUs, last activity on a workload
+# of those SKUs up to D and the sum of their SKUs' unit prices; only those idle since D-N+1. The
+# last date is one backward probe per license of the activity primary key, materialised once.
 INACTIVE_USERS = f"""
     WITH entitled AS (
         SELECT DISTINCT a.user_id, s.customer_id, s.product_id
         FROM customers_licenseassignment a
         JOIN customers_subscription s ON s.id = a.subscription_id
-        JOIN customers_product pr ON pr.id = s.product_id AND pr.family IN {engine.INSIGHT_FAMILIES}
-        LEFT JOIN metrics_skusetting x ON x.partner_id = %(p)s AND x.sku = pr.sku AND x.excluded
-        WHERE a.partner_id = %(p)s AND a.state = 'active' AND {engine.CURRENT} AND {engine.COUNTED}
-          AND x.id IS NULL AND (%(c)s IS NULL OR s.customer_id = %(c)s)
+        JOIN customers_product pr ON pr.id = s.product_id AND {shown_family("pr")}
+        LEFT JOIN metrics_skusetting x ON {excluded_sku("x", "pr")}
+        WHERE a.partner_id = %(partner_id)s AND {entitles("a", "s")}
+          AND x.id IS NULL AND (%(customer_id)s IS NULL OR s.customer_id = %(customer_id)s)
     ),
-    -- MATERIALIZED: each license's last date is probed once, not once per mention of it below
     licenses AS MATERIALIZED (
         SELECT e.user_id, e.customer_id, e.product_id, (
             SELECT act.activity_date FROM customers_activity act
-            WHERE act.user_id = e.user_id AND act.activity_date <= %(d)s
-              AND (pm.workloads & {engine.bit_of("act.workload")}) <> 0
+            WHERE act.user_id = e.user_id AND act.activity_date <= %(as_of)s
+              AND (pm.workloads & {workload_bit("act.workload")}) <> 0
             ORDER BY act.activity_date DESC LIMIT 1
         ) AS last_date
-        FROM entitled e LEFT JOIN {engine.PRODUCT_WORKLOADS} pm ON pm.product_id = e.product_id
+        FROM entitled e LEFT JOIN {product_workloads()} pm ON pm.product_id = e.product_id
     )
     SELECT u.id, u.upn, u.display_name, c.id AS customer_id, c.external_id, c.name, {{skus}}, MAX(l.last_date),
            SUM(price.monthly_price) AS cost, COUNT(price.monthly_price) AS priced
@@ -108,9 +101,9 @@ INACTIVE_USERS = f"""
     JOIN customers_enduser u ON u.id = l.user_id
     JOIN customers_customer c ON c.id = l.customer_id
     JOIN customers_product pr ON pr.id = l.product_id
-    LEFT JOIN metrics_skusetting price ON price.partner_id = %(p)s AND price.sku = pr.sku
+    LEFT JOIN metrics_skusetting price ON price.partner_id = %(partner_id)s AND price.sku = pr.sku
     GROUP BY u.id, u.upn, u.display_name, c.id, c.external_id, c.name
-    HAVING MAX(l.last_date) IS NULL OR MAX(l.last_date) < %(since)s
+    HAVING MAX(l.last_date) IS NULL OR MAX(l.last_date) < %(idle_since)s
     ORDER BY c.name, c.id, u.upn, u.id"""
 
 
@@ -123,10 +116,10 @@ def inactive_user_list(
     that saves reading the rest, not the database's work of finding and sorting them all), one SQL
     statement."""
     params = {
-        "p": partner.pk,
-        "d": as_of,
-        "since": as_of - dt.timedelta(days=days - 1),
-        "c": customer.pk if customer else None,
+        "partner_id": partner.pk,
+        "as_of": as_of,
+        "idle_since": as_of - dt.timedelta(days=days - 1),
+        "customer_id": customer.pk if customer else None,
     }
     statement = INACTIVE_USERS.format(skus=_sku_list_aggregate())
     if limit is not None:
@@ -159,12 +152,14 @@ def inactive_user_summary(
                SUM(i.{users} * price.monthly_price), COUNT(price.monthly_price)
         FROM metrics_inactivesnapshot i
         LEFT JOIN customers_product pr ON pr.id = i.product_id
-        LEFT JOIN metrics_skusetting price ON price.partner_id = %(p)s AND price.sku = pr.sku AND i.{users} > 0
-        WHERE i.partner_id = %(p)s AND i.as_of = %(d)s AND (%(c)s IS NULL OR i.customer_id = %(c)s)
+        LEFT JOIN metrics_skusetting price ON price.partner_id = %(partner_id)s AND price.sku = pr.sku AND i.{users} > 0
+        WHERE i.partner_id = %(partner_id)s AND i.as_of = %(as_of)s
+          AND (%(customer_id)s IS NULL OR i.customer_id = %(customer_id)s)
         GROUP BY i.customer_id
         HAVING SUM(CASE WHEN i.product_id IS NULL THEN i.{users} ELSE 0 END) > 0"""
     with connection.cursor() as cursor:
-        cursor.execute(summary, {"p": partner.pk, "d": as_of, "c": customer.pk if customer else None})
+        params = {"partner_id": partner.pk, "as_of": as_of, "customer_id": customer.pk if customer else None}
+        cursor.execute(summary, params)
         return {customer_id: (count, _money(cost) if priced else None) for customer_id, count, cost, priced in cursor}
 
 

@@ -127,7 +127,7 @@ class Stack:
         )
 
     def send_recompute(self, as_of: dt.date) -> str:
-        kwargs = {"partner_id": self.partner_id, "dates": [as_of.isoformat()], "trigger": "faults"}
+        kwargs = {"partner_id": self.partner_id, "dates": [as_of.isoformat()], "trigger": "nightly"}
         return self.probe.send_task("metrics.recompute_dates", kwargs=kwargs).id
 
     def waiting(self, statement: str) -> list[int]:
@@ -214,7 +214,7 @@ def test_a_whole_worker_killed_mid_recompute_leaves_its_task_for_redelivery_afte
     stack.sell_more()
     env = project_env(database_url=stack.postgres.url(DATABASE), redis_url=stack.redis_url)
     broker, queue = redis.Redis.from_url(stack.redis_url), "lost-node"
-    kwargs = {"partner_id": stack.partner_id, "dates": [as_of.isoformat()], "trigger": "faults"}
+    kwargs = {"partner_id": stack.partner_id, "dates": [as_of.isoformat()], "trigger": "nightly"}
     with stack.db(autocommit=False) as holder:
         stack.hold_a_row_of(as_of, holder)
         with celery_worker(env, scratch / "lost.log", pool="prefork", queue=queue):

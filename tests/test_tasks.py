@@ -305,7 +305,7 @@ def test_a_real_worker_on_redis_completes_a_recompute(partner):
     try:
         with private_folder() as folder, celery_worker(env, folder / "worker.log", queue=queue) as worker:
             tasks.recompute_dates.apply_async(
-                kwargs={"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "worker"}, queue=queue
+                kwargs={"partner_id": partner.pk, "dates": [YESTERDAY.isoformat()], "trigger": "nightly"}, queue=queue
             )
             done = RecomputeRun.objects.filter(partner=partner, status="succeeded", trigger="nightly")
             wait_for(done.exists, timeout=60, what="the worker's recompute", log=folder / "worker.log")
