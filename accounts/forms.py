@@ -2,6 +2,7 @@ from django import forms
 
 from accounts.models import StaffUser
 from accounts.roles import GRANTABLE_ROLES, Role
+from accounts.selectors import staff_email_taken
 
 
 def _role_choices(actor: StaffUser) -> list[tuple[str, str]]:
@@ -20,7 +21,7 @@ class InviteForm(forms.Form):
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].lower()
-        if StaffUser.objects.filter(email=email).exists():
+        if staff_email_taken(email=email):
             raise forms.ValidationError("A staff account with this email already exists.")
         return email
 

@@ -23,3 +23,13 @@ def api_token_list(*, user: StaffUser) -> QuerySet[ApiToken]:
 def api_token_get(*, user: StaffUser, token_id: int) -> ApiToken:
     """One of the user's own tokens; anybody else's id is a 404."""
     return get_object_or_404(api_token_list(user=user), pk=token_id)
+
+
+def staff_email_taken(*, email: str) -> bool:
+    """Whether any partner's staff (or an operator) has `email`: emails are unique across the
+    product, as they sign in."""
+    return StaffUser.objects.filter(email=email).exists()
+
+
+def staff_by_email(*, email: str) -> StaffUser | None:
+    return StaffUser.objects.filter(email=email).first()

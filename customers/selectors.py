@@ -23,10 +23,13 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import Partner
 from customers.models import (
+    INSIGHT_FAMILIES,
     AssignmentState,
     Customer,
     EndUser,
     LicenseAssignment,
+    Product,
+    ProductWorkload,
     Source,
     Subscription,
     SubscriptionStatus,
@@ -169,3 +172,26 @@ def renewal_list(*, partner: Partner, as_of: dt.date, customer: Customer | None 
         .select_related("product", "customer")
         .order_by("end_date", "customer__name", "external_id")
     )
+
+
+def customer_count(*, partner: Partner) -> int:
+    return Customer.objects.filter(partner=partner).count()
+
+
+def product_list(*, partner: Partner, families: tuple[str, ...] = tuple(INSIGHT_FAMILIES)) -> QuerySet[Product]:
+    """The SKUs the partner sees (its own and the catalog entries it has not replaced) of
+    `families` (the shown ones by default), by family and name."""
+    return Product.objects.visible_to(partner).filter(family__in=families).order_by("family", "name")
+
+
+def sku_choices(*, partner: Partner) -> list[tuple[str, str]]:
+    """(sku, "name (sku)") of the shown-family SKUs the partner sees, by name: the SKU filter."""
+    products = product_list(partner=partner).order_by("name", "sku")
+    return [(sku, f"{name} ({sku})") for sku, name in products.values_list("sku", "name")]
+
+
+def family_workload_names(*, partner: Partner, family: str) -> QuerySet[ProductWorkload]:
+    """The workloads that SKUs of `family` visible to the partner include (the workload grain's
+    rows of a family), as a `workload` values query."""
+    products = Product.objects.visible_to(partner).filter(family=family)
+    return ProductWorkload.objects.filter(product__in=products).values("workload")

@@ -9,37 +9,35 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import plotly.graph_objects as go
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, DecimalField, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, When
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
 from accounts.models import Partner
 from core.charts import figure_data
-from customers.models import Customer, Family, family_order
+from customers.models import Family, family_order
+from customers.selectors import customer_count as customers_total
 from customers.selectors import renewal_list
 from dashboard.charts import percent_trend_figure
-from metrics.filters import PortfolioFilters, matching_customer_ids, matching_family_rows
-from metrics.models import InsightSettings, PortfolioSnapshot, SkuSetting, SkuSnapshot
+from metrics.filters import PortfolioFilters
+from metrics.models import InsightSettings
 from metrics.numbers import BAND_LABELS, BANDS, band, pct
-from metrics.recommendations import Kind, recommendation_list
-from metrics.selectors import inactive_user_summary
+from metrics.recommendations import Kind
+from metrics.selectors import (
+    inactive_user_summary,
+    matching_customer_ids,
+    matching_family_rows,
+    portfolio_snapshot_list,
+    recommendation_list,
+    unused_ranking,
+)
 
 CUSTOMERS_PER_PAGE = 50
 TOP_UNUSED = 10
 RENEWALS_SHOWN = 20
-
-
-@dataclass(frozen=True)
-class UnusedLine:
-    customer_id: int
-    customer_name: str
-    unused: int  # seats sold and not assigned, SKU by SKU (an over-deployed SKU fills no other's seats)
-    monthly_cost: Decimal | None  # of the priced SKUs; None when no unused SKU has a price
 
 
 def analytics_context(
@@ -59,7 +57,7 @@ def analytics_context(
             "customer_id", "customer__name", "family", *_NUMBERS
         )
     )
-    customer_count = Customer.objects.filter(partner=partner).count() if ids is None else len(ids)
+    customer_count = customers_total(partner=partner) if ids is None else len(ids)
     inactive = inactive_user_summary(partner=partner, as_of=as_of, days=settings.inactivity_days)
     if ids is not None:
         matching = set(ids)
@@ -68,13 +66,13 @@ def analytics_context(
     renewals = _of_customers(renewal_list(partner=partner, as_of=as_of), ids)
     bands = band_table(family_rows, families=filters.families, customer_count=customer_count)
     return {
-        "portfolio": sorted(PortfolioSnapshot.objects.filter(partner=partner, as_of=as_of), key=family_order),
+        "portfolio": sorted(portfolio_snapshot_list(partner=partner, span=(as_of, as_of)), key=family_order),
         "trend_chart": trend_figure(partner=partner, as_of=as_of, days=trend_days),
         "customer_count": customer_count,
         "bands": bands,
         "distribution_chart": distribution_figure(bands) if family_rows else None,
         "scatter_chart": scatter_figure(family_rows),
-        "unused": unused_ranking(partner=partner, as_of=as_of, customer_ids=ids),
+        "unused": unused_ranking(partner=partner, as_of=as_of, customer_ids=ids, limit=TOP_UNUSED),
         "recommendation_counts": recommendation_counts(
             partner=partner, as_of=as_of, settings=settings, filters=filters, customer_ids=ids
         ),
@@ -160,47 +158,8 @@ def scatter_figure(rows: list[tuple]) -> dict[str, Any] | None:
 
 def trend_figure(*, partner: Partner, as_of: dt.date, days: int) -> dict[str, Any] | None:
     """The portfolio's deployment % and usage % per family over the `days` days up to `as_of`."""
-    rows = PortfolioSnapshot.objects.filter(
-        partner=partner, as_of__gt=as_of - dt.timedelta(days=days), as_of__lte=as_of
-    ).order_by("family", "as_of")
-    return percent_trend_figure(rows)
-
-
-def unused_ranking(
-    *, partner: Partner, as_of: dt.date, customer_ids: list[int] | None, limit: int = TOP_UNUSED
-) -> list[UnusedLine]:
-    """The customers with the most unused seats at `as_of`, and what those cost a month at the
-    partner's unit prices. One aggregate query."""
-    price = SkuSetting.objects.filter(partner=partner, sku=OuterRef("product__sku")).values("monthly_price")[:1]
-    rows = SkuSnapshot.objects.filter(partner=partner, as_of=as_of, product__family__in=PortfolioFilters().families)
-    rows = _of_customers(rows, customer_ids).annotate(
-        unused_seats=Case(
-            When(sold_licenses__gt=F("assigned_licenses"), then=F("sold_licenses") - F("assigned_licenses")),
-            default=0,
-            output_field=IntegerField(),
-        ),
-        price=Subquery(price, output_field=DecimalField(max_digits=10, decimal_places=2)),
-    )
-    ranked = (
-        rows.values("customer_id", "customer__name")
-        .annotate(
-            unused=Sum("unused_seats"),
-            cost=Sum(F("unused_seats") * F("price"), output_field=DecimalField(max_digits=14, decimal_places=2)),
-            priced=Count("price"),
-        )
-        .filter(unused__gt=0)
-        .order_by("-unused", Lower("customer__name"), "customer_id")[:limit]
-    )
-    return [
-        UnusedLine(
-            row["customer_id"], row["customer__name"], row["unused"], _money(row["cost"]) if row["priced"] else None
-        )
-        for row in ranked
-    ]
-
-
-def _money(value: object) -> Decimal | None:
-    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+    span = (as_of - dt.timedelta(days=days - 1), as_of)
+    return percent_trend_figure(portfolio_snapshot_list(partner=partner, span=span).order_by("family", "as_of"))
 
 
 def recommendation_counts(

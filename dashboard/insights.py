@@ -19,9 +19,15 @@ from customers.models import INSIGHT_FAMILIES, Customer, Workload, family_order
 from customers.selectors import renewal_list
 from dashboard.charts import chart_pct, percent_trend_figure
 from metrics.explain import usage_explanation
-from metrics.models import FamilySnapshot, InsightSettings, SkuSetting, SkuSnapshot, WorkloadSnapshot
-from metrics.recommendations import recommendation_list
-from metrics.selectors import inactive_user_list, inactive_user_summary
+from metrics.models import InsightSettings, SkuSetting, SkuSnapshot, WorkloadSnapshot
+from metrics.selectors import (
+    family_snapshot_list,
+    inactive_user_list,
+    inactive_user_summary,
+    recommendation_list,
+    sku_snapshot_list,
+    workload_snapshot_list,
+)
 
 TREND_DAYS = (30, 90, 365)
 INACTIVE_SHOWN = 100  # the page lists this many; the CSV has them all
@@ -50,17 +56,21 @@ def insights_context(
     inactive_days: int,
 ) -> dict[str, Any]:
     """Everything the insights page shows of `customer` at `as_of`."""
+    day = (as_of, as_of)
     families = sorted(
-        FamilySnapshot.objects.filter(customer=customer, as_of=as_of, family__in=INSIGHT_FAMILIES), key=family_order
+        family_snapshot_list(partner=partner, customer=customer, span=day).filter(family__in=INSIGHT_FAMILIES),
+        key=family_order,
     )
     skus = [
         SkuLine(row, _price(sku_settings, row.product.sku))
-        for row in SkuSnapshot.objects.filter(customer=customer, as_of=as_of, product__family__in=INSIGHT_FAMILIES)
+        for row in sku_snapshot_list(partner=partner, customer=customer, span=day)
+        .filter(product__family__in=INSIGHT_FAMILIES)
         .select_related("product")
         .order_by("product__family", "product__name")
     ]
     workloads = sorted(
-        WorkloadSnapshot.objects.filter(customer=customer, as_of=as_of), key=lambda w: Workload.values.index(w.workload)
+        workload_snapshot_list(partner=partner, customer=customer, span=day),
+        key=lambda w: Workload.values.index(w.workload),
     )
     inactive = list(
         inactive_user_list(partner=partner, as_of=as_of, days=inactive_days, customer=customer, limit=INACTIVE_SHOWN)
@@ -86,7 +96,7 @@ def insights_context(
         "inactive_total": inactive_total,
         "inactive_cost": inactive_cost,
         "workload_chart": workload_figure(workloads) if workloads else None,
-        "trend_chart": trend_figure(customer=customer, as_of=as_of, days=trend_days),
+        "trend_chart": trend_figure(partner=partner, customer=customer, as_of=as_of, days=trend_days),
     }
 
 
@@ -115,12 +125,8 @@ def workload_figure(workloads: list[WorkloadSnapshot]) -> dict[str, Any]:
     return figure_data(figure)
 
 
-def trend_figure(*, customer: Customer, as_of: dt.date, days: int) -> dict[str, Any] | None:
+def trend_figure(*, partner: Partner, customer: Customer, as_of: dt.date, days: int) -> dict[str, Any] | None:
     """Deployment % and usage % per family over the `days` days up to `as_of`."""
-    rows = FamilySnapshot.objects.filter(
-        customer=customer,
-        family__in=INSIGHT_FAMILIES,
-        as_of__gt=as_of - dt.timedelta(days=days),
-        as_of__lte=as_of,
-    ).order_by("family", "as_of")
-    return percent_trend_figure(rows)
+    span = (as_of - dt.timedelta(days=days - 1), as_of)
+    rows = family_snapshot_list(partner=partner, customer=customer, span=span).filter(family__in=INSIGHT_FAMILIES)
+    return percent_trend_figure(rows.order_by("family", "as_of"))

@@ -12,16 +12,16 @@ from django.shortcuts import redirect, render
 
 from accounts.roles import Action, require_action
 from customers import selectors
-from customers.models import INSIGHT_FAMILIES, Family, Product
-from customers.selectors import CUSTOMER_SORTS
+from customers.models import Family
+from customers.selectors import CUSTOMER_SORTS, product_list, sku_choices
 from dashboard.analytics import analytics_context
 from dashboard.forms import CustomerFilterForm, InsightSettingsForm, SkuSettingFormSet
 from dashboard.insights import TREND_DAYS, insights_context
 from metrics import services
-from metrics.filters import AnalyticsFilterForm, PortfolioFilters, sku_choices
+from metrics.filters import AnalyticsFilterForm, PortfolioFilters
 from metrics.models import InactivityDays, Trigger
-from metrics.recommendations import Kind, recommendation_list
-from metrics.selectors import as_of_choice, insight_settings, latest_snapshot_date, sku_setting_map
+from metrics.recommendations import Kind
+from metrics.selectors import as_of_choice, insight_settings, latest_snapshot_date, recommendation_list, sku_setting_map
 from metrics.tasks import recompute_enqueue
 
 CUSTOMERS_PER_PAGE = 50
@@ -157,7 +157,7 @@ def analytics(request: HttpRequest) -> HttpResponse:
 @require_action(Action.EDIT_SETTINGS)
 def settings_edit(request: HttpRequest) -> HttpResponse:
     partner = request.partner
-    products = list(Product.objects.visible_to(partner).filter(family__in=INSIGHT_FAMILIES).order_by("family", "name"))
+    products = list(product_list(partner=partner))
     stored = sku_setting_map(partner=partner)
     initial = [
         {

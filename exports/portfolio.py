@@ -9,56 +9,76 @@ point: `COLLATE "C"` on PostgreSQL, SQLite's BINARY.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import F
 from django.db.models.functions import Collate
 from django_scopes import scope
 
 from accounts.models import Partner
 from customers.models import Customer
 from exports.cells import CsvFile
-from metrics.filters import PortfolioFilters, family_workloads
-from metrics.models import FamilySnapshot, RecomputeRun, SkuSnapshot, WorkloadSnapshot
-from metrics.numbers import pct
-from metrics.selectors import latest_snapshot_date
+from metrics.filters import PortfolioFilters
+from metrics.models import Counts, FamilySnapshot, Licenses, Percentage, SkuSnapshot, WorkloadSnapshot, percentages
+from metrics.selectors import grain_snapshot_list, latest_snapshot_date, snapshot_date_exists
 
 CHUNK_ROWS = 2000
-CUSTOMER = ("as_of", "customer_id", "customer_name")
+CUSTOMER = {"customer_id": "customer__external_id", "customer_name": "customer__name"}
 LICENSES = ("sold_licenses", "own_sold_licenses", "assigned_licenses", "entitled_users", "active_users")
 USERS = ("entitled_users", "active_users")
 
 
 @dataclass(frozen=True)
 class Grain:
-    """One grain of the export: its header (SPEC §7, exactly), the snapshot table and the key
-    columns after the customer's."""
+    """One grain of the export: the snapshot model it reads, and for each column of its header
+    (SPEC §7, exactly) where the value comes from: `as_of`, a path of the snapshot (`values`), or
+    one of the model's percentages (`shares`, by name), which close the line."""
 
-    header: tuple[str, ...]
-    keys: tuple[str, ...]  # the ORM paths of the grain's key columns, in sort order
-    numbers: tuple[str, ...]
-    text_columns: range  # as_of, customer_id, customer_name and the grain's text columns
+    model: type[Licenses] | type[Counts]
+    values: Mapping[str, str]  # column -> ORM path, in header order after as_of
+    numbers: tuple[str, ...]  # a row is exported when one of these is not 0
+    shares: tuple[str, ...]
+    keys: tuple[str, ...]  # the ORM paths of the grain's key, in sort order after the customer's
+    text_columns: range  # as_of, the customer's and the grain's text columns
+
+    @property
+    def percentages(self) -> tuple[Percentage, ...]:
+        of_model = percentages(self.model)
+        return tuple(of_model[name] for name in self.shares)
+
+    @property
+    def header(self) -> tuple[str, ...]:
+        return ("as_of", *self.values, *self.shares)
 
 
 GRAINS: dict[str, Grain] = {
     "sku": Grain(
-        header=(*CUSTOMER, "product_family", "sku", "sku_name", *LICENSES, "deployment_pct", "usage_pct"),
+        SkuSnapshot,
+        {**CUSTOMER, "product_family": "product__family", "sku": "product__sku", "sku_name": "product__name"}
+        | {name: name for name in LICENSES},
+        LICENSES,
+        ("deployment_pct", "usage_pct"),
         keys=("product__family", "product__sku"),
-        numbers=LICENSES,
         text_columns=range(6),
     ),
     "workload": Grain(
-        header=(*CUSTOMER, "workload", *USERS, "usage_pct"),
+        WorkloadSnapshot,
+        {**CUSTOMER, "workload": "workload"} | {name: name for name in USERS},
+        USERS,
+        ("usage_pct",),
         keys=("workload",),
-        numbers=USERS,
         text_columns=range(4),
     ),
     "family": Grain(
-        header=(*CUSTOMER, "product_family", *LICENSES, "deployment_pct", "usage_pct"),
+        FamilySnapshot,
+        {**CUSTOMER, "product_family": "family"} | {name: name for name in LICENSES},
+        LICENSES,
+        ("deployment_pct", "usage_pct"),
         keys=("family",),
-        numbers=LICENSES,
         text_columns=range(4),
     ),
 }
@@ -66,49 +86,6 @@ GRAINS: dict[str, Grain] = {
 
 def _binary(path: str) -> Collate:
     return Collate(F(path), "C" if connection.vendor == "postgresql" else "BINARY")
-
-
-def _any_number(numbers: tuple[str, ...]) -> Q:
-    """SPEC §7: only rows with a non-zero number."""
-    condition = Q()
-    for name in numbers:
-        condition |= Q(**{f"{name}__gt": 0})
-    return condition
-
-
-def snapshot_rows(
-    *,
-    partner: Partner,
-    as_of: dt.date,
-    grain: str,
-    filters: PortfolioFilters | None = None,
-    customer_ids: list[int] | None = None,
-) -> QuerySet:
-    """The export's rows at `grain` as value tuples in export order: customer external id, name,
-    the grain's keys (the SKU's name after its sku), then the counts. `customer_ids` narrows them
-    (the page's matching customers, or one customer)."""
-    filters = filters or PortfolioFilters()
-    spec = GRAINS[grain]
-    if grain == "sku":
-        rows = SkuSnapshot.objects.filter(product__family__in=filters.families)
-        if filters.sku:
-            rows = rows.filter(product__sku=filters.sku)
-        columns = ["product__family", "product__sku", "product__name"]
-    elif grain == "workload":
-        rows = WorkloadSnapshot.objects.all()
-        if filters.family:
-            rows = rows.filter(workload__in=family_workloads(partner=partner, family=filters.family))
-        columns = ["workload"]
-    else:
-        rows = FamilySnapshot.objects.filter(family__in=filters.families)
-        columns = ["family"]
-    rows = rows.filter(_any_number(spec.numbers), partner=partner, as_of=as_of)
-    if customer_ids is not None:
-        rows = rows.filter(customer_id__in=customer_ids)
-    order = ["customer__name", "customer__external_id", *spec.keys]
-    return rows.order_by(*(_binary(path) for path in order)).values_list(
-        "customer__external_id", "customer__name", *columns, *spec.numbers
-    )
 
 
 def portfolio_lines(
@@ -119,20 +96,29 @@ def portfolio_lines(
     filters: PortfolioFilters | None = None,
     customer_ids: list[int] | None = None,
 ) -> CsvFile:
-    """The CSV file of SPEC §7: BOM and header, then one line per row, in blocks. It reads the
-    database only while it is iterated, inside the partner's scope (a streaming response is
-    iterated after the view and its middleware returned)."""
+    """The CSV file of SPEC §7: BOM and header, then one line per row, in blocks, sorted by the
+    customer's name and id and the grain's key by code point. It reads the database only while it
+    is iterated, inside the partner's scope (a streaming response is iterated after the view and
+    its middleware returned)."""
     spec = GRAINS[grain]
     day = as_of.isoformat()
-    licenses = spec.numbers == LICENSES
+    values = itemgetter(*spec.values.values())
+    shares = spec.percentages
 
-    def rows() -> Iterator[tuple]:
+    def rows() -> Iterator[tuple[Any, ...]]:
         with scope(partner=partner):
-            query = snapshot_rows(partner=partner, as_of=as_of, grain=grain, filters=filters, customer_ids=customer_ids)
+            snapshots = grain_snapshot_list(
+                partner=partner,
+                as_of=as_of,
+                model=spec.model,
+                nonzero=spec.numbers,
+                filters=filters,
+                customer_ids=customer_ids,
+            )
+            order = ("customer__name", "customer__external_id", *spec.keys)
+            query = snapshots.order_by(*(_binary(path) for path in order)).values(*spec.values.values())
             for row in query.iterator(chunk_size=CHUNK_ROWS):
-                # A row ends with (sold, own, assigned,) entitled, active: the percentages follow.
-                usage = pct(row[-1], row[-2])
-                yield (day, *row, pct(row[-3], row[-5]), usage) if licenses else (day, *row, usage)
+                yield (day, *values(row), *(share.of(row) for share in shares))
 
     return CsvFile(spec.header, rows(), spec.text_columns)
 
@@ -166,6 +152,6 @@ def export_date(*, partner: Partner, requested: dt.date | None) -> dt.date:
         raise ExportError(f"{partner.name} has no metric snapshot yet: run recompute_metrics first.")
     if requested is None or requested == latest:
         return latest
-    if not RecomputeRun.objects.filter(partner=partner, as_of=requested, published_at__isnull=False).exists():
+    if not snapshot_date_exists(partner=partner, as_of=requested):
         raise ExportError(f"No snapshot for {requested:%Y-%m-%d}; the latest date with one is {latest:%Y-%m-%d}.")
     return requested

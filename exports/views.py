@@ -14,14 +14,14 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.roles import Action, require_action
-from customers.selectors import customer_get
+from customers.selectors import customer_get, sku_choices
 from exports.forms import ReportScheduleForm
 from exports.inactive import inactive_lines
 from exports.portfolio import ExportError, export_date, export_filename, grain_of, portfolio_lines
 from exports.selectors import report_delivery_list, report_schedule_get
-from metrics.filters import AnalyticsFilterForm, matching_customer_ids, sku_choices
+from metrics.filters import AnalyticsFilterForm
 from metrics.models import InactivityDays
-from metrics.selectors import insight_settings
+from metrics.selectors import insight_settings, matching_customer_ids
 
 
 def csv_response(lines: Iterator[bytes], filename: str) -> StreamingHttpResponse:

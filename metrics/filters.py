@@ -1,19 +1,16 @@
 """The portfolio filters the analytics page and its CSV export share (SPEC §5: "same filters as
-the page"): which customers match, and which of their rows a grain keeps."""
+the page"), and the form that reads them from a query string. The selectors apply them."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 
-from accounts.models import Partner
-from customers.models import INSIGHT_FAMILIES, Product, ProductWorkload
-from metrics.models import FamilySnapshot, InsightSettings, SkuSnapshot
-from metrics.recommendations import Kind, recommendation_list
+from customers.models import INSIGHT_FAMILIES
+from metrics.recommendations import Kind
 
 
 @dataclass(frozen=True)
@@ -45,6 +42,15 @@ class PortfolioFilters:
         fields = ("family", "sku", "usage_min", "usage_max", "deployment_min", "deployment_max", "kind")
         return {name: str(value) for name in fields if (value := getattr(self, name)) not in ("", None)}
 
+    def family_row_conditions(self) -> list[Q]:
+        """Conditions on family-grain rows aliased with usage_x100 and deployment_x100 (100 ×
+        the numerator): the usage and deployment ranges."""
+        ranges = (
+            _range("usage_x100", "entitled_users", self.usage_min, self.usage_max),
+            _range("deployment_x100", "sold_licenses", self.deployment_min, self.deployment_max),
+        )
+        return [condition for condition in ranges if condition is not None]
+
 
 def _range(scaled: str, denominator: str, low: int | None, high: int | None) -> Q | None:
     """low ≤ 100 × numerator / denominator < high in integers (`scaled` is 100 × numerator); a
@@ -55,56 +61,6 @@ def _range(scaled: str, denominator: str, low: int | None, high: int | None) -> 
     if high is not None:
         bounds.append(Q(**{f"{scaled}__lt": F(denominator) * high}))
     return Q(*bounds, **{f"{denominator}__gt": 0}) if bounds else None
-
-
-def matching_family_rows(*, partner: Partner, as_of: dt.date, filters: PortfolioFilters) -> QuerySet[FamilySnapshot]:
-    """The family-grain rows at `as_of` in the chosen families whose usage and deployment fall in
-    the chosen ranges."""
-    rows = FamilySnapshot.objects.filter(partner=partner, as_of=as_of, family__in=filters.families).alias(
-        usage_x100=F("active_users") * 100, deployment_x100=F("assigned_licenses") * 100
-    )
-    for condition in (
-        _range("usage_x100", "entitled_users", filters.usage_min, filters.usage_max),
-        _range("deployment_x100", "sold_licenses", filters.deployment_min, filters.deployment_max),
-    ):
-        if condition is not None:
-            rows = rows.filter(condition)
-    return rows
-
-
-def matching_customer_ids(
-    *, partner: Partner, as_of: dt.date, filters: PortfolioFilters, settings: InsightSettings
-) -> list[int] | None:
-    """The ids of the partner's customers that match every filter at `as_of`; None when the
-    filters keep every customer. Each filter's ids are read by a query of their own and
-    intersected here: a literal list keeps every later query's plan simple, and no semi-join is
-    left to a planner that may misjudge freshly recomputed snapshots (one took 0.4 s so at 2,000
-    customers). The recommendation filter adds one evaluation of the partner's recommendations."""
-    if not filters.narrows_customers:
-        return None
-    rows = matching_family_rows(partner=partner, as_of=as_of, filters=filters)
-    ids = set(rows.values_list("customer_id", flat=True))
-    if filters.sku:
-        holders = SkuSnapshot.objects.filter(partner=partner, as_of=as_of, product__sku=filters.sku)
-        ids &= set(holders.values_list("customer_id", flat=True))
-    if filters.kind:
-        found = recommendation_list(partner=partner, as_of=as_of, settings=settings)
-        families = set(filters.families) | {""}  # support load concerns the whole customer
-        ids &= {r.customer_id for r in found if r.kind == filters.kind and r.family in families}
-    return sorted(ids)
-
-
-def family_workloads(*, partner: Partner, family: str) -> QuerySet:
-    """The workloads that SKUs of `family` visible to the partner include (the workload grain's
-    rows of a family)."""
-    products = Product.objects.visible_to(partner).filter(family=family)
-    return ProductWorkload.objects.filter(product__in=products).values("workload")
-
-
-def sku_choices(*, partner: Partner) -> list[tuple[str, str]]:
-    """(sku, "name (sku)") of the insight-family SKUs the partner sees, by name: the SKU filter."""
-    products = Product.objects.visible_to(partner).filter(family__in=[f.value for f in INSIGHT_FAMILIES])
-    return [(sku, f"{name} ({sku})") for sku, name in products.order_by("name", "sku").values_list("sku", "name")]
 
 
 class AnalyticsFilterForm(forms.Form):

@@ -6,6 +6,9 @@ shown, so pages, API and CSV agree by construction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, overload
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -14,6 +17,37 @@ from django_scopes import ScopedManager
 from accounts.models import Partner
 from customers.models import Customer, Family, Product, Workload
 from metrics.numbers import pct
+
+
+class Percentage:
+    """A percentage of two stored counts (SPEC §2), rounded by `pct`: read on a snapshot
+    (`row.usage_pct`) or, by the exports, from a row of values by column name (`.of(values)`)."""
+
+    def __init__(self, numerator: str, denominator: str) -> None:
+        self.numerator, self.denominator = numerator, denominator
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Percentage: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> str: ...
+    def __get__(self, instance: object | None, owner: type) -> Percentage | str:
+        if instance is None:
+            return self
+        return pct(getattr(instance, self.numerator), getattr(instance, self.denominator))
+
+    def of(self, values: Mapping[str, Any]) -> str:
+        return pct(values[self.numerator], values[self.denominator])
+
+
+def percentages(model: type[models.Model]) -> dict[str, Percentage]:
+    """The percentages a snapshot model defines, by name."""
+    found = {}
+    for klass in reversed(model.__mro__):
+        found |= {name: value for name, value in vars(klass).items() if isinstance(value, Percentage)}
+    return found
 
 
 class Counts(models.Model):
@@ -32,9 +66,7 @@ class Counts(models.Model):
     def __str__(self) -> str:
         return f"{type(self).__name__} of {self.as_of}"
 
-    @property
-    def usage_pct(self) -> str:
-        return pct(self.active_users, self.entitled_users)
+    usage_pct = Percentage("active_users", "entitled_users")
 
 
 class Licenses(Counts):
@@ -45,9 +77,7 @@ class Licenses(Counts):
     class Meta:
         abstract = True
 
-    @property
-    def deployment_pct(self) -> str:
-        return pct(self.assigned_licenses, self.sold_licenses)
+    deployment_pct = Percentage("assigned_licenses", "sold_licenses")
 
     @property
     def unused_licenses(self) -> int:

@@ -1,4 +1,5 @@
-"""Recommendations ("next steps", SPEC §3), evaluated from the family-grain snapshots.
+"""Recommendations ("next steps", SPEC §3): the rules, applied to a customer's family-grain numbers
+(`metrics.selectors.recommendation_list` reads them).
 
 Rules read the unrounded numbers of the `rec_*` columns (the family without the partner's
 excluded SKUs); an undefined percentage never triggers a rule. Support load is a property of the
@@ -7,21 +8,16 @@ customer, so it is judged once per customer against the entitled users of all it
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 
 from django.db import models
-from django.db.models import Count
 
-from accounts.models import Partner
-from customers.models import INSIGHT_FAMILIES, Family, SupportCategory, SupportRequest
+from customers.models import Family
 from metrics.definitions import WINDOW_DAYS
-from metrics.models import FamilySnapshot, InsightSettings
+from metrics.models import InsightSettings
 from metrics.numbers import pct
 
 
@@ -63,52 +59,26 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
-class _Numbers:
+class FamilyNumbers:
     sold: int
     assigned: int
     entitled: int
     active: int
 
 
-def recommendation_list(
-    *, partner: Partner, as_of: dt.date, settings: InsightSettings, customer_ids: Iterable[int] | None = None
+def evaluate(
+    numbers: dict[int, dict[str, FamilyNumbers]], howto: dict[int, int], settings: InsightSettings
 ) -> list[Recommendation]:
-    """Every recommendation of the partner's customers (or of `customer_ids`) at `as_of`, in
-    customer, kind and family order. Two queries whatever the number of customers."""
-    families = FamilySnapshot.objects.filter(partner=partner, as_of=as_of, family__in=INSIGHT_FAMILIES)
-    if customer_ids is not None:
-        families = families.filter(customer_id__in=list(customer_ids))
-    rows = families.order_by("customer_id", "family").values_list(
-        "customer_id", "family", "rec_sold_licenses", "rec_assigned_licenses", "rec_entitled_users", "rec_active_users"
-    )
-    per_customer: dict[int, dict[str, _Numbers]] = defaultdict(dict)
-    for customer_id, family, *numbers in rows:
-        per_customer[customer_id][family] = _Numbers(*numbers)
-    # The whole portfolio's counts without an id list: 2,000 ids as parameters cost Django and
-    # psycopg more than the query (0.2 s at 2,000 customers).
-    howto = howto_request_counts(
-        partner=partner, as_of=as_of, customer_ids=None if customer_ids is None else list(per_customer)
-    )
+    """The recommendations of each customer from its family numbers (the rec_* columns, by family)
+    and its how-to requests in the window, in customer, kind and family order."""
     found = []
-    for customer_id, by_family in per_customer.items():
+    for customer_id, by_family in numbers.items():
         found += _customer_recommendations(customer_id, by_family, howto.get(customer_id, 0), settings)
     return found
 
 
-def howto_request_counts(*, partner: Partner, as_of: dt.date, customer_ids: list[int] | None) -> dict[int, int]:
-    """How-to support requests opened in the window W(as_of), per customer (of `customer_ids`,
-    or every customer when None)."""
-    window_start = as_of - dt.timedelta(days=WINDOW_DAYS - 1)
-    requests = SupportRequest.objects.filter(
-        partner=partner, category=SupportCategory.HOWTO, opened_on__gte=window_start, opened_on__lte=as_of
-    )
-    if customer_ids is not None:
-        requests = requests.filter(customer_id__in=customer_ids)
-    return dict(requests.values_list("customer_id").annotate(n=Count("*")).order_by())
-
-
 def _customer_recommendations(
-    customer_id: int, by_family: dict[str, _Numbers], howto: int, settings: InsightSettings
+    customer_id: int, by_family: dict[str, FamilyNumbers], howto: int, settings: InsightSettings
 ) -> list[Recommendation]:
     found = []
     for family, numbers in by_family.items():
@@ -138,7 +108,7 @@ def _pct_below(numerator: int, denominator: int, threshold: Decimal | int) -> bo
     return 100 * numerator * den < num * denominator
 
 
-def _low_adoption(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
+def _low_adoption(n: FamilyNumbers, settings: InsightSettings) -> tuple[str, ...]:
     facts = []
     if n.entitled and _pct_below(n.active, n.entitled, settings.low_usage_pct):
         facts.append(
@@ -167,7 +137,7 @@ def _support_load(howto: int, entitled: int, settings: InsightSettings) -> tuple
     )
 
 
-def _growth(n: _Numbers, settings: InsightSettings) -> tuple[str, ...]:
+def _growth(n: FamilyNumbers, settings: InsightSettings) -> tuple[str, ...]:
     if not n.sold or not n.entitled:  # an undefined percentage never triggers a rule
         return ()
     if _pct_below(n.assigned, n.sold, settings.growth_deployment_pct) or _pct_below(

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Greatest, Lower
 
 from accounts.models import Partner
-from customers.models import Customer
-from metrics.definitions import entitles, excluded_sku, product_workloads, shown_family, workload_bit
+from customers.models import INSIGHT_FAMILIES, Customer, SupportCategory, SupportRequest
+from customers.selectors import family_workload_names
+from metrics.definitions import WINDOW_DAYS, entitles, excluded_sku, product_workloads, shown_family, workload_bit
+from metrics.filters import PortfolioFilters
 from metrics.models import (
     Counts,
     FamilySnapshot,
@@ -25,12 +44,18 @@ from metrics.models import (
     SkuSnapshot,
     WorkloadSnapshot,
 )
+from metrics.recommendations import FamilyNumbers, Recommendation, evaluate
 
 
 def snapshot_dates(*, partner: Partner) -> list[dt.date]:
     """The dates that have published snapshots, newest first."""
     published = RecomputeRun.objects.filter(partner=partner, published_at__isnull=False)
     return list(published.order_by("-as_of").values_list("as_of", flat=True))
+
+
+def snapshot_date_exists(*, partner: Partner, as_of: dt.date) -> bool:
+    """Whether `as_of` has published snapshots."""
+    return RecomputeRun.objects.filter(partner=partner, as_of=as_of, published_at__isnull=False).exists()
 
 
 def latest_snapshot_date(*, partner: Partner) -> dt.date | None:
@@ -235,3 +260,155 @@ def family_snapshot_list(
 
 def portfolio_snapshot_list(*, partner: Partner, span: tuple[dt.date, dt.date] | None) -> QuerySet[PortfolioSnapshot]:
     return _snapshots(PortfolioSnapshot, partner, span)
+
+
+def grain_snapshot_list(
+    *,
+    partner: Partner,
+    as_of: dt.date,
+    model: type[Counts],
+    nonzero: tuple[str, ...],
+    filters: PortfolioFilters | None = None,
+    customer_ids: list[int] | None = None,
+) -> QuerySet[Any]:
+    """The rows of one grain (SkuSnapshot, WorkloadSnapshot or FamilySnapshot) at `as_of` with a
+    number of `nonzero` above 0 (SPEC §7), of the shown families, narrowed by the portfolio
+    `filters` (the SKU at the SKU grain, the family's workloads at the workload grain) and to
+    `customer_ids`."""
+    filters = filters or PortfolioFilters()
+    rows = model.objects.filter(partner=partner, as_of=as_of)
+    if model is SkuSnapshot:
+        rows = rows.filter(product__family__in=filters.families)
+        if filters.sku:
+            rows = rows.filter(product__sku=filters.sku)
+    elif model is WorkloadSnapshot:
+        if filters.family:
+            rows = rows.filter(workload__in=family_workload_names(partner=partner, family=filters.family))
+    else:
+        rows = rows.filter(family__in=filters.families)
+    rows = rows.filter(reduce(operator.or_, (Q(**{f"{name}__gt": 0}) for name in nonzero)))
+    return rows if customer_ids is None else rows.filter(customer_id__in=customer_ids)
+
+
+def recommendation_list(
+    *, partner: Partner, as_of: dt.date, settings: InsightSettings, customer_ids: list[int] | None = None
+) -> list[Recommendation]:
+    """Every recommendation of the partner's customers (or of `customer_ids`) at `as_of`, in
+    customer, kind and family order (SPEC §3). Two queries whatever the number of customers."""
+    families = FamilySnapshot.objects.filter(partner=partner, as_of=as_of, family__in=INSIGHT_FAMILIES)
+    if customer_ids is not None:
+        families = families.filter(customer_id__in=list(customer_ids))
+    rows = families.order_by("customer_id", "family").values_list(
+        "customer_id", "family", "rec_sold_licenses", "rec_assigned_licenses", "rec_entitled_users", "rec_active_users"
+    )
+    numbers: dict[int, dict[str, FamilyNumbers]] = defaultdict(dict)
+    for customer_id, family, *counts in rows:
+        numbers[customer_id][family] = FamilyNumbers(*counts)
+    # The whole portfolio's counts without an id list: 2,000 ids as parameters cost Django and
+    # psycopg more than the query (0.2 s at 2,000 customers).
+    howto = howto_request_counts(
+        partner=partner, as_of=as_of, customer_ids=None if customer_ids is None else list(numbers)
+    )
+    return evaluate(numbers, howto, settings)
+
+
+def howto_request_counts(*, partner: Partner, as_of: dt.date, customer_ids: list[int] | None) -> dict[int, int]:
+    """How-to support requests opened in the window W(as_of), per customer (of `customer_ids`,
+    or every customer when None)."""
+    window_start = as_of - dt.timedelta(days=WINDOW_DAYS - 1)
+    requests = SupportRequest.objects.filter(
+        partner=partner, category=SupportCategory.HOWTO, opened_on__gte=window_start, opened_on__lte=as_of
+    )
+    if customer_ids is not None:
+        requests = requests.filter(customer_id__in=customer_ids)
+    return dict(requests.values_list("customer_id").annotate(n=Count("*")).order_by())
+
+
+def matching_family_rows(*, partner: Partner, as_of: dt.date, filters: PortfolioFilters) -> QuerySet[FamilySnapshot]:
+    """The family-grain rows at `as_of` in the chosen families whose usage and deployment fall in
+    the chosen ranges."""
+    rows = FamilySnapshot.objects.filter(partner=partner, as_of=as_of, family__in=filters.families).alias(
+        usage_x100=F("active_users") * 100, deployment_x100=F("assigned_licenses") * 100
+    )
+    for condition in filters.family_row_conditions():
+        rows = rows.filter(condition)
+    return rows
+
+
+def matching_customer_ids(
+    *, partner: Partner, as_of: dt.date, filters: PortfolioFilters, settings: InsightSettings
+) -> list[int] | None:
+    """The ids of the partner's customers that match every filter at `as_of`; None when the
+    filters keep every customer. Each filter's ids are read by a query of its own and intersected
+    here: a literal list keeps every later query's plan simple (a semi-join on freshly recomputed
+    snapshots was nested-looped: 0.4 s at 2,000 customers)."""
+    if not filters.narrows_customers:
+        return None
+    rows = matching_family_rows(partner=partner, as_of=as_of, filters=filters)
+    ids = set(rows.values_list("customer_id", flat=True))
+    if filters.sku:
+        holders = SkuSnapshot.objects.filter(partner=partner, as_of=as_of, product__sku=filters.sku)
+        ids &= set(holders.values_list("customer_id", flat=True))
+    if filters.kind:
+        found = recommendation_list(partner=partner, as_of=as_of, settings=settings)
+        families = set(filters.families) | {""}  # support load concerns the whole customer
+        ids &= {r.customer_id for r in found if r.kind == filters.kind and r.family in families}
+    return sorted(ids)
+
+
+@dataclass(frozen=True)
+class UnusedLine:
+    customer_id: int
+    customer_name: str
+    unused: int  # seats sold and not assigned, SKU by SKU (an over-deployed SKU fills no other's seats)
+    monthly_cost: Decimal | None  # of the priced SKUs; None when no unused SKU has a price
+
+
+def unused_ranking(*, partner: Partner, as_of: dt.date, customer_ids: list[int] | None, limit: int) -> list[UnusedLine]:
+    """The customers (of `customer_ids`, or all) with the most unused seats at `as_of`, and what
+    those cost a month at the partner's unit prices. One aggregate query."""
+    price = SkuSetting.objects.filter(partner=partner, sku=OuterRef("product__sku")).values("monthly_price")[:1]
+    rows = SkuSnapshot.objects.filter(partner=partner, as_of=as_of, product__family__in=PortfolioFilters().families)
+    if customer_ids is not None:
+        rows = rows.filter(customer_id__in=customer_ids)
+    rows = rows.annotate(
+        unused_seats=Case(
+            When(sold_licenses__gt=F("assigned_licenses"), then=F("sold_licenses") - F("assigned_licenses")),
+            default=0,
+            output_field=IntegerField(),
+        ),
+        price=Subquery(price, output_field=DecimalField(max_digits=10, decimal_places=2)),
+    )
+    ranked = (
+        rows.values("customer_id", "customer__name")
+        .annotate(
+            unused=Sum("unused_seats"),
+            cost=Sum(F("unused_seats") * F("price"), output_field=DecimalField(max_digits=14, decimal_places=2)),
+            priced=Count("price"),
+        )
+        .filter(unused__gt=0)
+        .order_by("-unused", Lower("customer__name"), "customer_id")[:limit]
+    )
+    return [
+        UnusedLine(
+            row["customer_id"], row["customer__name"], row["unused"], _money(row["cost"]) if row["priced"] else None
+        )
+        for row in ranked
+    ]
+
+
+def most_unused_customers(*, partner: Partner, as_of: dt.date, limit: int) -> list[dict[str, Any]]:
+    """The `limit` customers with the most unused licenses over their shown families at `as_of`
+    (an over-assigned family does not offset another's unused seats): customer_id,
+    customer__name, customer__external_id, unused, sold."""
+    rows = FamilySnapshot.objects.filter(partner=partner, as_of=as_of, family__in=INSIGHT_FAMILIES)
+    per_customer = (
+        rows.values("customer_id", "customer__name", "customer__external_id")
+        .annotate(
+            unused=Sum(Greatest(F("sold_licenses") - F("assigned_licenses"), Value(0), output_field=IntegerField())),
+            sold=Sum("sold_licenses"),
+        )
+        .filter(unused__gt=0)
+        .order_by("-unused", "customer__name", "customer_id")
+    )
+    return list(per_customer[:limit])

@@ -13,10 +13,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from dashboard.analytics import UnusedLine
 from dashboard.charts import percent_trend_figure
 from metrics.models import FamilySnapshot, SkuSetting
 from metrics.recommendations import Kind
+from metrics.selectors import UnusedLine
 from tests import factories
 from tests.test_exports import portfolio  # noqa: F401 (fixture)
 from tests.test_metrics import D, World

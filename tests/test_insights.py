@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from customers.models import SupportRequest
 from metrics.models import FamilySnapshot, InsightSettings, SkuSetting
-from metrics.recommendations import Kind, recommendation_list
-from metrics.selectors import inactive_user_list, inactive_user_summary, insight_settings
+from metrics.recommendations import Kind
+from metrics.selectors import inactive_user_list, inactive_user_summary, insight_settings, recommendation_list
 from tests import factories
 from tests.metrics_reference import reference_inactive
 from tests.test_metrics import LONG_AGO, W0, D, World, add_people

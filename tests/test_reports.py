@@ -17,7 +17,7 @@ from accounts.roles import Role
 from exports import tasks
 from exports.models import ReportDelivery, ReportSchedule
 from exports.portfolio import portfolio_lines
-from exports.reports import reports_send_due
+from exports.services import reports_send_due
 from tests.conftest import MARKER, PASSWORD, client_for
 from tests.test_exports import portfolio  # noqa: F401 (a fixture: three customers with snapshots)
 from tests.test_metrics import D

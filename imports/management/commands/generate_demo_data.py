@@ -9,15 +9,17 @@ from django.utils import timezone
 from django_scopes import scope
 
 from accounts.commands import PartnerCommand
-from accounts.models import Partner, StaffUser
+from accounts.models import Partner
 from accounts.roles import Role
+from accounts.selectors import staff_email_taken
 from accounts.services import partner_create, staff_create
-from customers.models import Customer
+from customers.selectors import customer_count
 from imports.demo import DemoConfig, write_demo_files
 from imports.management.commands.import_data import report_import
 from imports.models import ImportRun
 from imports.pipeline.sources import source_from_path
 from imports.services import data_import
+from metrics.models import Trigger
 from metrics.services import date_range, metrics_recompute_dates
 
 DEMO_PASSWORD = "demo-password-2024"  # noqa: S105 (documented demo logins)
@@ -79,7 +81,7 @@ class Command(PartnerCommand):
     def _partner(self, slug: str, name: str, staff: dict[Role, str]) -> Partner:
         partner = Partner.objects.filter(slug=slug).first() or partner_create(slug=slug, name=name)
         for role, email in staff.items():
-            if not StaffUser.objects.filter(email=email).exists():
+            if not staff_email_taken(email=email):
                 name = DEMO_NAMES.get(email, role.label)
                 staff_create(partner=partner, email=email, role=role, password=DEMO_PASSWORD, full_name=name)
         return partner
@@ -103,7 +105,7 @@ class Command(PartnerCommand):
         dates = date_range(last - dt.timedelta(days=days - 1), last)
         self.say(f"{partner.slug}: computing metrics for {dates[0]} … {dates[-1]}")
         with scope(partner=partner):
-            metrics_recompute_dates(partner=partner, dates=dates, trigger="demo")
+            metrics_recompute_dates(partner=partner, dates=dates, trigger=Trigger.DEMO)
 
 
 def _has_customers(slug: str) -> bool:
@@ -111,7 +113,7 @@ def _has_customers(slug: str) -> bool:
     if partner is None:
         return False
     with scope(partner=partner):
-        return Customer.objects.filter(partner=partner).exists()
+        return customer_count(partner=partner) > 0
 
 
 def _describe(counts: dict[str, int]) -> str:

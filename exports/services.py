@@ -1,4 +1,4 @@
-"""Scheduled reports (SPEC §8): the portfolio CSV and a short summary, emailed to the partner's
+"""Sending the scheduled reports (SPEC §8): the portfolio CSV and a short summary, emailed to the partner's
 chosen staff weekly (Mondays) or monthly (the 1st), in the configured time zone.
 
 Safe to run twice or at once: each partner's period is claimed by inserting its ledger row
@@ -15,8 +15,7 @@ from email.mime.base import MIMEBase
 
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import F, IntegerField, Sum, Value
-from django.db.models.functions import Greatest
+from django.db.models import F
 from django_scopes import scope
 
 from accounts.models import Partner, StaffUser
@@ -24,10 +23,15 @@ from customers.models import INSIGHT_FAMILIES, Family
 from exports.models import Cadence, ReportDelivery, ReportSchedule
 from exports.portfolio import export_filename, portfolio_lines
 from exports.selectors import report_schedule_get
-from metrics.models import FamilySnapshot, PortfolioSnapshot
 from metrics.numbers import pct
-from metrics.recommendations import Kind, recommendation_list
-from metrics.selectors import insight_settings, latest_snapshot_date
+from metrics.recommendations import Kind
+from metrics.selectors import (
+    insight_settings,
+    latest_snapshot_date,
+    most_unused_customers,
+    portfolio_snapshot_list,
+    recommendation_list,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +163,7 @@ def report_summary(*, partner: Partner, as_of: dt.date, period: str, today: dt.d
 
 
 def _family_lines(partner: Partner, as_of: dt.date) -> list[str]:
-    rows = PortfolioSnapshot.objects.filter(partner=partner, as_of=as_of, family__in=INSIGHT_FAMILIES)
+    rows = portfolio_snapshot_list(partner=partner, span=(as_of, as_of)).filter(family__in=INSIGHT_FAMILIES)
     return [
         f"- {Family(row.family).label}: customers {row.customers}, sold {row.sold_licenses}, "
         f"assigned {row.assigned_licenses}, entitled {row.entitled_users}, active {row.active_users}, "
@@ -180,19 +184,8 @@ def _percent(numerator: int, denominator: int) -> str:
 
 
 def _most_unused_lines(partner: Partner, as_of: dt.date) -> list[str]:
-    """The TOP_UNUSED customers with the most unused licenses over their families (an
-    over-assigned family does not offset another's unused seats)."""
-    rows = FamilySnapshot.objects.filter(partner=partner, as_of=as_of, family__in=INSIGHT_FAMILIES)
-    per_customer = (
-        rows.values("customer_id", "customer__name", "customer__external_id")
-        .annotate(
-            unused=Sum(Greatest(F("sold_licenses") - F("assigned_licenses"), Value(0), output_field=IntegerField())),
-            sold=Sum("sold_licenses"),
-        )
-        .filter(unused__gt=0)
-        .order_by("-unused", "customer__name", "customer_id")
-    )
+    """The TOP_UNUSED customers with the most unused licenses over their families."""
     return [
         f"- {row['customer__name']} ({row['customer__external_id']}): {row['unused']} of {row['sold']} unused"
-        for row in per_customer[:TOP_UNUSED]
+        for row in most_unused_customers(partner=partner, as_of=as_of, limit=TOP_UNUSED)
     ]
