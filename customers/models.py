@@ -174,9 +174,8 @@ class Subscription(TenantModel):
     source = models.CharField(max_length=20, choices=Source.choices)
     start_date = models.DateField(null=True, blank=True, help_text="Empty: start unknown, counted from any date.")
     end_date = models.DateField(null=True, blank=True)
-    # Only the partner portal's subscriptions carry these (vendor-formats.md §3); the canonical
-    # files do not, so their import leaves them as they are. Empty / None: not known. The
-    # database default lets the set-based upserts insert rows without naming them.
+    # Only the partner portal's subscriptions carry these (vendor-formats.md §3); canonical imports
+    # leave them as they are. The database default lets set-based upserts leave them out.
     auto_renew = models.BooleanField(null=True, blank=True, help_text="Renews at its end date; empty: unknown.")
     billing_cycle = models.CharField(max_length=20, choices=BillingCycle.choices, blank=True, db_default="")
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 from django.core.paginator import Page, Paginator
@@ -18,16 +21,20 @@ from django.db.models.functions import Lower
 
 from accounts.models import Partner
 from core.charts import figure_data
-from customers.models import Family, family_order
+from customers.models import Family, Subscription, family_order
 from customers.selectors import customer_count as customers_total
 from customers.selectors import renewal_list
-from dashboard.charts import percent_trend_figure
-from metrics.filters import PortfolioFilters
-from metrics.models import InsightSettings
+from dashboard.charts import TREND_DAYS, percent_trend_figure
+from metrics.filters import AnalyticsFilterForm, PortfolioFilters
+from metrics.models import FamilySnapshot, InsightSettings, PortfolioSnapshot
 from metrics.numbers import BAND_LABELS, BANDS, band, pct
 from metrics.recommendations import Kind
 from metrics.selectors import (
+    AsOf,
+    UnusedLine,
+    as_of_choice,
     inactive_user_summary,
+    insight_settings,
     matching_customer_ids,
     matching_family_rows,
     portfolio_snapshot_list,
@@ -40,48 +47,89 @@ TOP_UNUSED = 10
 RENEWALS_SHOWN = 20
 
 
-def analytics_context(
-    *,
-    partner: Partner,
-    as_of: dt.date,
-    filters: PortfolioFilters,
-    settings: InsightSettings,
-    trend_days: int,
-    page_number: str | None,
-) -> dict[str, Any]:
-    """Everything the analytics page shows at `as_of`; every panel but the headline and the
-    trend (the whole portfolio) reads the customers that match `filters`."""
+GRAINS = (
+    ("sku", "customer and SKU"),
+    ("workload", "customer and workload"),
+    ("family", "customer and family"),
+)
+
+
+@dataclass
+class AnalyticsPage:
+    """What `/analytics/` shows. The panels are filled for a date with snapshots; every panel but
+    the headline and the trend (the whole portfolio) reads the customers that match `filters`."""
+
+    form: AnalyticsFilterForm
+    as_of: AsOf
+    filters: PortfolioFilters
+    settings: InsightSettings
+    trend_days: int
+    export_query: str
+    trend_choices: tuple[int, ...] = TREND_DAYS
+    grains: tuple[tuple[str, str], ...] = GRAINS
+    portfolio: list[PortfolioSnapshot] = field(default_factory=list)
+    trend_chart: dict[str, Any] | None = None
+    customer_count: int = 0
+    bands: list[dict[str, Any]] = field(default_factory=list)
+    distribution_chart: dict[str, Any] | None = None
+    scatter_chart: dict[str, Any] | None = None
+    unused: list[UnusedLine] = field(default_factory=list)
+    recommendation_counts: list[tuple[Kind, int]] = field(default_factory=list)
+    renewals: list[Subscription] = field(default_factory=list)
+    renewal_total: int = 0
+    inactive_total: int = 0
+    inactive_cost: Decimal | None = None
+    page: Page[FamilySnapshot] | None = None
+
+
+def analytics_page(
+    *, partner: Partner, form: AnalyticsFilterForm, requested: str | None, trend: str, page_number: str | None
+) -> AnalyticsPage:
+    """The analytics page at the requested snapshot date (else the latest) with the form's filters."""
+    settings = insight_settings(partner=partner)
+    filters = form.filters() if form.is_bound and form.is_valid() else PortfolioFilters()
+    page = AnalyticsPage(
+        form=form,
+        as_of=as_of_choice(partner=partner, requested=requested),
+        filters=filters,
+        settings=settings,
+        trend_days=int(trend) if trend.isdigit() and int(trend) in TREND_DAYS else 90,
+        export_query=urlencode(filters.as_query()),
+    )
+    if page.as_of.date is not None:
+        _fill_panels(page, partner=partner, as_of=page.as_of.date, page_number=page_number)
+    return page
+
+
+def _fill_panels(page: AnalyticsPage, *, partner: Partner, as_of: dt.date, page_number: str | None) -> None:
+    filters, settings = page.filters, page.settings
     ids = matching_customer_ids(partner=partner, as_of=as_of, filters=filters, settings=settings)
     family_rows = list(
         _of_customers(matching_family_rows(partner=partner, as_of=as_of, filters=filters), ids).values_list(
             "customer_id", "customer__name", "family", *_NUMBERS
         )
     )
-    customer_count = customers_total(partner=partner) if ids is None else len(ids)
+    page.customer_count = customers_total(partner=partner) if ids is None else len(ids)
     inactive = inactive_user_summary(partner=partner, as_of=as_of, days=settings.inactivity_days)
     if ids is not None:
         matching = set(ids)
         inactive = {pk: value for pk, value in inactive.items() if pk in matching}
     inactive_costs = [cost for _, cost in inactive.values() if cost is not None]
     renewals = _of_customers(renewal_list(partner=partner, as_of=as_of), ids)
-    bands = band_table(family_rows, families=filters.families, customer_count=customer_count)
-    return {
-        "portfolio": sorted(portfolio_snapshot_list(partner=partner, span=(as_of, as_of)), key=family_order),
-        "trend_chart": trend_figure(partner=partner, as_of=as_of, days=trend_days),
-        "customer_count": customer_count,
-        "bands": bands,
-        "distribution_chart": distribution_figure(bands) if family_rows else None,
-        "scatter_chart": scatter_figure(family_rows),
-        "unused": unused_ranking(partner=partner, as_of=as_of, customer_ids=ids, limit=TOP_UNUSED),
-        "recommendation_counts": recommendation_counts(
-            partner=partner, as_of=as_of, settings=settings, filters=filters, customer_ids=ids
-        ),
-        "renewals": list(renewals[:RENEWALS_SHOWN]),
-        "renewal_total": renewals.count(),
-        "inactive_total": sum(users for users, _ in inactive.values()),
-        "inactive_cost": sum(inactive_costs) if inactive_costs else None,
-        "page": customer_page(partner=partner, as_of=as_of, filters=filters, customer_ids=ids, number=page_number),
-    }
+    page.bands = band_table(family_rows, families=filters.families, customer_count=page.customer_count)
+    page.portfolio = sorted(portfolio_snapshot_list(partner=partner, span=(as_of, as_of)), key=family_order)
+    page.trend_chart = trend_figure(partner=partner, as_of=as_of, days=page.trend_days)
+    page.distribution_chart = distribution_figure(page.bands) if family_rows else None
+    page.scatter_chart = scatter_figure(family_rows)
+    page.unused = unused_ranking(partner=partner, as_of=as_of, customer_ids=ids, limit=TOP_UNUSED)
+    page.recommendation_counts = recommendation_counts(
+        partner=partner, as_of=as_of, settings=settings, filters=filters, customer_ids=ids
+    )
+    page.renewals = list(renewals[:RENEWALS_SHOWN])
+    page.renewal_total = renewals.count()
+    page.inactive_total = sum(users for users, _ in inactive.values())
+    page.inactive_cost = sum(inactive_costs) if inactive_costs else None
+    page.page = customer_page(partner=partner, as_of=as_of, filters=filters, customer_ids=ids, number=page_number)
 
 
 _NUMBERS = ("sold_licenses", "assigned_licenses", "entitled_users", "active_users")

@@ -12,6 +12,8 @@ from core.charts import day_axis, figure_data
 from customers.models import Family
 from metrics.numbers import pct
 
+TREND_DAYS = (30, 90, 365)  # the trend charts' choices of days
+
 
 def chart_pct(numerator: int, denominator: int) -> float | None:
     """A chart point: the pages' own rounded figure (`pct`); undefined is a gap."""

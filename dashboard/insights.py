@@ -7,7 +7,8 @@ date, the trend from the family grain, lists with one statement each.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -15,21 +16,34 @@ import plotly.graph_objects as go
 
 from accounts.models import Partner
 from core.charts import figure_data
-from customers.models import INSIGHT_FAMILIES, Customer, Workload, family_order
+from customers.models import INSIGHT_FAMILIES, Customer, Subscription, Workload, family_order
 from customers.selectors import renewal_list
-from dashboard.charts import chart_pct, percent_trend_figure
-from metrics.explain import usage_explanation
-from metrics.models import InsightSettings, SkuSetting, SkuSnapshot, WorkloadSnapshot
+from dashboard.charts import TREND_DAYS, chart_pct, percent_trend_figure
+from metrics.explain import Explanation, usage_explanation
+from metrics.models import (
+    Counts,
+    FamilySnapshot,
+    InactivityDays,
+    InsightSettings,
+    SkuSetting,
+    SkuSnapshot,
+    WorkloadSnapshot,
+)
+from metrics.recommendations import Recommendation
 from metrics.selectors import (
+    AsOf,
+    InactiveUser,
+    as_of_choice,
     family_snapshot_list,
     inactive_user_list,
     inactive_user_summary,
+    insight_settings,
     recommendation_list,
+    sku_setting_map,
     sku_snapshot_list,
     workload_snapshot_list,
 )
 
-TREND_DAYS = (30, 90, 365)
 INACTIVE_SHOWN = 100  # the page lists this many; the CSV has them all
 
 
@@ -45,59 +59,91 @@ class SkuLine:
         return self.monthly_price * self.snapshot.unused_licenses
 
 
-def insights_context(
-    *,
-    partner: Partner,
-    customer: Customer,
-    as_of: dt.date,
-    settings: InsightSettings,
-    sku_settings: dict[str, SkuSetting],
-    trend_days: int,
-    inactive_days: int,
-) -> dict[str, Any]:
-    """Everything the insights page shows of `customer` at `as_of`."""
-    day = (as_of, as_of)
-    families = sorted(
-        family_snapshot_list(partner=partner, customer=customer, span=day).filter(family__in=INSIGHT_FAMILIES),
+@dataclass
+class InsightsPage:
+    """What `/customers/<id>/insights/` shows; the sections are filled for a date with snapshots."""
+
+    customer: Customer
+    as_of: AsOf
+    settings: InsightSettings
+    trend_days: int
+    inactive_days: int
+    trend_choices: tuple[int, ...] = TREND_DAYS
+    inactive_choices: tuple[int, ...] = tuple(InactivityDays.values)
+    families: list[FamilySnapshot] = field(default_factory=list)
+    skus: list[SkuLine] = field(default_factory=list)
+    workloads: list[WorkloadSnapshot] = field(default_factory=list)
+    unused_cost: Decimal | None = None
+    recommendations: list[Recommendation] = field(default_factory=list)
+    explanation: Explanation | None = None
+    renewals: list[Subscription] = field(default_factory=list)
+    inactive: list[InactiveUser] = field(default_factory=list)
+    inactive_total: int = 0
+    inactive_cost: Decimal | None = None
+    workload_chart: dict[str, Any] | None = None
+    trend_chart: dict[str, Any] | None = None
+
+
+def insights_page(
+    *, partner: Partner, customer: Customer, requested: str | None, trend: str | None, inactive: str | None
+) -> InsightsPage:
+    """The insights of `customer` at the requested snapshot date (else the latest), with the
+    trend's days and the inactivity period chosen in the query string."""
+    settings = insight_settings(partner=partner)
+    page = InsightsPage(
+        customer=customer,
+        as_of=as_of_choice(partner=partner, requested=requested),
+        settings=settings,
+        trend_days=_choice(trend, TREND_DAYS, default=90),
+        inactive_days=_choice(inactive, InactivityDays.values, default=settings.inactivity_days),
+    )
+    if page.as_of.date is not None:
+        _fill_sections(page, partner=partner, as_of=page.as_of.date)
+    return page
+
+
+def _choice(value: str | None, allowed: Sequence[int], *, default: int) -> int:
+    """A whole number from the query string if it is one of `allowed`, else `default`."""
+    return int(value) if value and value.isdigit() and int(value) in allowed else default
+
+
+def _fill_sections(page: InsightsPage, *, partner: Partner, as_of: dt.date) -> None:
+    customer, days = page.customer, (as_of, as_of)
+    sku_settings = sku_setting_map(partner=partner)
+    page.families = sorted(
+        family_snapshot_list(partner=partner, customer=customer, span=days).filter(family__in=INSIGHT_FAMILIES),
         key=family_order,
     )
-    skus = [
+    page.skus = [
         SkuLine(row, _price(sku_settings, row.product.sku))
-        for row in sku_snapshot_list(partner=partner, customer=customer, span=day)
+        for row in sku_snapshot_list(partner=partner, customer=customer, span=days)
         .filter(product__family__in=INSIGHT_FAMILIES)
         .select_related("product")
         .order_by("product__family", "product__name")
     ]
-    workloads = sorted(
-        workload_snapshot_list(partner=partner, customer=customer, span=day),
+    page.workloads = sorted(
+        workload_snapshot_list(partner=partner, customer=customer, span=days),
         key=lambda w: Workload.values.index(w.workload),
     )
-    inactive = list(
-        inactive_user_list(partner=partner, as_of=as_of, days=inactive_days, customer=customer, limit=INACTIVE_SHOWN)
+    page.inactive = list(
+        inactive_user_list(
+            partner=partner, as_of=as_of, days=page.inactive_days, customer=customer, limit=INACTIVE_SHOWN
+        )
     )
-    inactive_total, inactive_cost = inactive_user_summary(
-        partner=partner, as_of=as_of, days=inactive_days, customer=customer
+    page.inactive_total, page.inactive_cost = inactive_user_summary(
+        partner=partner, as_of=as_of, days=page.inactive_days, customer=customer
     ).get(customer.pk, (0, None))
-    over_100 = any(
-        r.active_users > r.entitled_users for r in [*families, *(line.snapshot for line in skus), *workloads]
+    rows: list[Counts] = [*page.families, *(line.snapshot for line in page.skus), *page.workloads]
+    costs = [line.unused_cost for line in page.skus if line.unused_cost is not None]
+    page.unused_cost = sum(costs) if costs else None
+    page.recommendations = recommendation_list(
+        partner=partner, as_of=as_of, settings=page.settings, customer_ids=[customer.pk]
     )
-    costs = [line.unused_cost for line in skus if line.unused_cost is not None]
-    return {
-        "families": families,
-        "skus": skus,
-        "workloads": workloads,
-        "unused_cost": sum(costs) if costs else None,
-        "recommendations": recommendation_list(
-            partner=partner, as_of=as_of, settings=settings, customer_ids=[customer.pk]
-        ),
-        "explanation": usage_explanation(customer=customer, as_of=as_of) if over_100 else None,
-        "renewals": list(renewal_list(partner=partner, as_of=as_of, customer=customer)),
-        "inactive": inactive,
-        "inactive_total": inactive_total,
-        "inactive_cost": inactive_cost,
-        "workload_chart": workload_figure(workloads) if workloads else None,
-        "trend_chart": trend_figure(partner=partner, customer=customer, as_of=as_of, days=trend_days),
-    }
+    if any(row.active_users > row.entitled_users for row in rows):
+        page.explanation = usage_explanation(customer=customer, as_of=as_of)
+    page.renewals = list(renewal_list(partner=partner, as_of=as_of, customer=customer))
+    page.workload_chart = workload_figure(page.workloads) if page.workloads else None
+    page.trend_chart = trend_figure(partner=partner, customer=customer, as_of=as_of, days=page.trend_days)
 
 
 def _price(sku_settings: dict[str, SkuSetting], sku: str) -> Decimal | None:

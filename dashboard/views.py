@@ -2,156 +2,78 @@
 portfolio analytics and the partner's settings. Scoped lookup, then a selector or presenter,
 then the template."""
 
-from collections import defaultdict
-from urllib.parse import urlencode
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.forms import BaseFormSet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.roles import Action, require_action
+from core.pages import as_context
 from customers import selectors
-from customers.models import Family
-from customers.selectors import CUSTOMER_SORTS, product_list, sku_choices
-from dashboard.analytics import analytics_context
-from dashboard.forms import CustomerFilterForm, InsightSettingsForm, SkuSettingFormSet
-from dashboard.insights import TREND_DAYS, insights_context
+from customers.models import Customer, Product, Subscription
+from customers.selectors import product_list, sku_choices
+from dashboard.analytics import analytics_page
+from dashboard.customer_list import customer_list_page
+from dashboard.forms import CustomerFilterForm, InsightSettingsForm, SkuSettingForm, SkuSettingFormSet
+from dashboard.insights import insights_page
 from metrics import services
-from metrics.filters import AnalyticsFilterForm, PortfolioFilters
-from metrics.models import InactivityDays, Trigger
-from metrics.recommendations import Kind
-from metrics.selectors import as_of_choice, insight_settings, latest_snapshot_date, recommendation_list, sku_setting_map
+from metrics.filters import AnalyticsFilterForm
+from metrics.models import Trigger
+from metrics.selectors import insight_settings, sku_setting_map
 from metrics.tasks import recompute_enqueue
-
-CUSTOMERS_PER_PAGE = 50
-# Numbers read best largest first; names A to Z.
-_DESCENDING_FIRST = set(CUSTOMER_SORTS) - {"name"}
 
 
 @require_action(Action.VIEW_INSIGHTS)
 def customer_list(request: HttpRequest) -> HttpResponse:
-    partner = request.partner
-    filters = CustomerFilterForm(request.GET).values()
-    as_of = latest_snapshot_date(partner=partner)
-    settings = insight_settings(partner=partner)
-    # Badges and the recommendation filter follow the family shown (support load: the whole customer).
-    recommendations = [
-        r
-        for r in (recommendation_list(partner=partner, as_of=as_of, settings=settings) if as_of else [])
-        if r.family in (filters["family"], "")
-    ]
-    customers = selectors.customer_overview(
-        partner=partner,
-        as_of=as_of,
-        family=filters["family"],
-        search=filters["q"],
-        usage_band=filters["usage"],
-        sort=filters["sort"],
+    page = customer_list_page(
+        partner=request.partner, query=CustomerFilterForm(request.GET), page_number=request.GET.get("page")
     )
-    if filters["kind"]:
-        customers = customers.filter(pk__in={r.customer_id for r in recommendations if r.kind == filters["kind"]})
-    page = Paginator(customers, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
-    kinds = defaultdict(set)
-    for recommendation in recommendations:
-        kinds[recommendation.customer_id].add(recommendation.kind)
-    for customer in page.object_list:
-        customer.recommendations = [kind for kind in Kind if kind in kinds[customer.pk]]
-    context = {
-        "page": page,
-        "filters": filters,
-        "form": CustomerFilterForm(initial=filters),
-        "as_of": as_of,
-        "next_sort": {key: _next_sort(key, filters["sort"]) for key in CUSTOMER_SORTS},
-        "filtered": any(filters[key] for key in ("q", "usage", "kind")),
-        "family_label": Family(filters["family"]).label,
-    }
-    return render(request, "dashboard/customer_list.html", context)
+    return render(request, "dashboard/customer_list.html", as_context(page))
 
 
-def _next_sort(key: str, current: str) -> str:
-    """A column header's link: the other direction when it sorts already, else its first one."""
-    if current.removeprefix("-") == key:
-        return key if current.startswith("-") else f"-{key}"
-    return f"-{key}" if key in _DESCENDING_FIRST else key
+@dataclass(frozen=True)
+class SubscriptionsPage:
+    customer: Customer
+    subscriptions: QuerySet[Subscription]
 
 
 @require_action(Action.VIEW_INSIGHTS)
 def own_subscriptions(request: HttpRequest, customer_id: int) -> HttpResponse:
     customer = selectors.customer_get(partner=request.partner, customer_id=customer_id)
     subscriptions = selectors.own_subscription_list(partner=request.partner, customer=customer)
-    return render(request, "dashboard/subscription_list.html", {"customer": customer, "subscriptions": subscriptions})
+    return render(request, "dashboard/subscription_list.html", as_context(SubscriptionsPage(customer, subscriptions)))
 
 
 @require_action(Action.VIEW_INSIGHTS)
 def customer_insights(request: HttpRequest, customer_id: int) -> HttpResponse:
-    partner = request.partner
-    customer = selectors.customer_get(partner=partner, customer_id=customer_id)
-    as_of = as_of_choice(partner=partner, requested=request.GET.get("as_of"))
-    settings = insight_settings(partner=partner)
-    trend_days = _choice(request.GET.get("trend"), TREND_DAYS, default=90)
-    inactive_days = _choice(request.GET.get("inactive_days"), InactivityDays.values, default=settings.inactivity_days)
-    context = {
-        "customer": customer,
-        "as_of": as_of,
-        "settings": settings,
-        "trend_days": trend_days,
-        "trend_choices": TREND_DAYS,
-        "inactive_days": inactive_days,
-        "inactive_choices": InactivityDays.values,
-    }
-    if as_of.date is not None:
-        context |= insights_context(
-            partner=partner,
-            customer=customer,
-            as_of=as_of.date,
-            settings=settings,
-            sku_settings=sku_setting_map(partner=partner),
-            trend_days=trend_days,
-            inactive_days=inactive_days,
-        )
-    return render(request, "dashboard/insights.html", context)
-
-
-def _choice(value: str | None, allowed: tuple[int, ...] | list[int], *, default: int) -> int:
-    """A whole number from the query string if it is one of `allowed`, else `default`."""
-    return int(value) if value and value.isdigit() and int(value) in allowed else default
+    customer = selectors.customer_get(partner=request.partner, customer_id=customer_id)
+    page = insights_page(
+        partner=request.partner,
+        customer=customer,
+        requested=request.GET.get("as_of"),
+        trend=request.GET.get("trend"),
+        inactive=request.GET.get("inactive_days"),
+    )
+    return render(request, "dashboard/insights.html", as_context(page))
 
 
 @require_action(Action.VIEW_INSIGHTS)
 def analytics(request: HttpRequest) -> HttpResponse:
     """The portfolio at a glance (`/analytics/`), with the filters its CSV export shares."""
     partner = request.partner
-    form = AnalyticsFilterForm(request.GET or None, skus=sku_choices(partner=partner))
-    as_of = as_of_choice(partner=partner, requested=request.GET.get("as_of"))
-    settings = insight_settings(partner=partner)
-    trend = request.GET.get("trend", "")
-    trend_days = int(trend) if trend.isdigit() and int(trend) in TREND_DAYS else 90
-    filters = form.filters() if form.is_bound and form.is_valid() else PortfolioFilters()
-    context = {
-        "form": form,
-        "as_of": as_of,
-        "filters": filters,
-        "settings": settings,
-        "trend_days": trend_days,
-        "trend_choices": TREND_DAYS,
-        "export_query": urlencode(filters.as_query()),
-        "grains": (
-            ("sku", "customer and SKU"),
-            ("workload", "customer and workload"),
-            ("family", "customer and family"),
-        ),
-    }
-    if as_of.date is not None:
-        context |= analytics_context(
-            partner=partner,
-            as_of=as_of.date,
-            filters=filters,
-            settings=settings,
-            trend_days=trend_days,
-            page_number=request.GET.get("page"),
-        )
-    return render(request, "dashboard/analytics.html", context)
+    page = analytics_page(
+        partner=partner,
+        form=AnalyticsFilterForm(request.GET or None, skus=sku_choices(partner=partner)),
+        requested=request.GET.get("as_of"),
+        trend=request.GET.get("trend", ""),
+        page_number=request.GET.get("page"),
+    )
+    return render(request, "dashboard/analytics.html", as_context(page))
 
 
 @require_action(Action.EDIT_SETTINGS)
@@ -180,4 +102,11 @@ def settings_edit(request: HttpRequest) -> HttpResponse:
         return redirect("settings")
     names = {p.sku: p for p in products}
     rows = [(sku_form, names.get(sku_form.initial.get("sku"))) for sku_form in skus]
-    return render(request, "dashboard/settings.html", {"form": form, "skus": skus, "rows": rows})
+    return render(request, "dashboard/settings.html", as_context(SettingsPage(form, skus, rows)))
+
+
+@dataclass(frozen=True)
+class SettingsPage:
+    form: InsightSettingsForm
+    skus: BaseFormSet[SkuSettingForm]
+    rows: list[tuple[SkuSettingForm, Product | None]]

@@ -94,9 +94,8 @@ class Step:
 
 # Users with activity in W(D), and the workloads of that activity.
 ACTIVE_USERS_TABLE = WorkTable("metric_active_users", {"user_id": "bigint NOT NULL", "workloads": "integer NOT NULL"})
-# One row per customer, shown-family SKU and user holding an assignment of it that overlaps W(D):
-# entitled, active (activity in W(D) on a workload of the SKU), alerted (the SKU is not excluded),
-# the SKU's workloads and those of them with the user's activity in W(D).
+# Per customer, shown SKU and user with an assignment of it overlapping W(D): entitled, active,
+# alerted (the SKU is not excluded), the SKU's workloads and those the user was active on.
 USER_FACTS_TABLE = WorkTable(
     "metric_user_facts",
     {

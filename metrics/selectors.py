@@ -98,9 +98,8 @@ def _sku_list_aggregate() -> str:
     )
 
 
-# Users entitled at D on a shown, not excluded SKU, with their SKUs, last activity on a workload
-# of those SKUs up to D and the sum of their SKUs' unit prices; only those idle since D-N+1. The
-# last date is one backward probe per license of the activity primary key, materialised once.
+# Users entitled at D on shown, not excluded SKUs and idle since D-N+1, with their SKUs, last
+# activity (one backward probe per license of the activity primary key) and unit prices.
 INACTIVE_USERS = f"""
     WITH entitled AS (
         SELECT DISTINCT a.user_id, s.customer_id, s.product_id

@@ -119,9 +119,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses locked-out logins before the password check
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Login throttling (shared/RELIABILITY.md): lock an account *from one address* after 5 failures
-# for 15 minutes, so an attacker can neither guess on nor lock everybody out. Behind a proxy
-# set AXES_IPWARE_PROXY_COUNT so the client's address is read from X-Forwarded-For.
+# Lock an account *from one address* after 5 failures for 15 minutes: nobody can guess on or lock
+# everybody out. Behind a proxy, AXES_IPWARE_PROXY_COUNT reads the client from X-Forwarded-For.
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -309,7 +309,7 @@ class TestCustomerList:
         assert self.names(admin_client, "?family=dynamics365&kind=low_adoption") == ["Gamma"]
 
     def test_pagination_keeps_the_filters(self, admin_client, partner, customers, monkeypatch):
-        monkeypatch.setattr("dashboard.views.CUSTOMERS_PER_PAGE", 2)
+        monkeypatch.setattr("dashboard.customer_list.CUSTOMERS_PER_PAGE", 2)
         text = page(admin_client, "/customers/?sort=-sold")
         assert "?sort=-sold&amp;page=2" in admin_client.get("/customers/?sort=-sold").content.decode()
         assert "Page 1 of 2" in text
