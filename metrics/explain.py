@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection
 
@@ -77,7 +78,7 @@ class Explanation:
 
 def usage_explanation(*, customer: Customer, as_of: dt.date) -> Explanation:
     """The causes of usage above 100% for `customer` at `as_of`: two SQL statements."""
-    params = {
+    params: dict[str, Any] = {
         "partner_id": customer.partner_id,
         "customer_id": customer.pk,
         "as_of": as_of,

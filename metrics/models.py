@@ -7,6 +7,7 @@ shown, so pages, API and CSV agree by construction.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, overload
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -44,7 +45,7 @@ class Percentage:
 
 def percentages(model: type[models.Model]) -> dict[str, Percentage]:
     """The percentages a snapshot model defines, by name."""
-    found = {}
+    found: dict[str, Percentage] = {}
     for klass in reversed(model.__mro__):
         found |= {name: value for name, value in vars(klass).items() if isinstance(value, Percentage)}
     return found
@@ -227,7 +228,7 @@ class RecomputeRun(models.Model):
         return f"{self.partner_id} {self.as_of} {self.status}"
 
 
-def _percent(default: int) -> models.DecimalField:
+def _percent(default: int) -> models.DecimalField[Decimal | int, Decimal]:
     return models.DecimalField(
         max_digits=5, decimal_places=1, default=default, validators=[MinValueValidator(0), MaxValueValidator(1000)]
     )

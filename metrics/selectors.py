@@ -139,7 +139,7 @@ def inactive_user_list(
     users included. Streams in customer and user order (the first `limit` only, when given:
     that saves reading the rest, not the database's work of finding and sorting them all), one SQL
     statement."""
-    params = {
+    params: dict[str, Any] = {
         "partner_id": partner.pk,
         "as_of": as_of,
         "idle_since": as_of - dt.timedelta(days=days - 1),
@@ -182,7 +182,7 @@ def inactive_user_summary(
         GROUP BY i.customer_id
         HAVING SUM(CASE WHEN i.product_id IS NULL THEN i.{users} ELSE 0 END) > 0"""
     with connection.cursor() as cursor:
-        params = {"partner_id": partner.pk, "as_of": as_of, "customer_id": customer.pk if customer else None}
+        params: dict[str, Any] = {"partner_id": partner.pk, "as_of": as_of, "customer_id": customer.pk if customer else None}
         cursor.execute(summary, params)
         return {customer_id: (count, _money(cost) if priced else None) for customer_id, count, cost, priced in cursor}
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django import template
 
 from metrics import numbers
+from metrics.explain import Explanation
 
 register = template.Library()
 
@@ -20,16 +23,16 @@ def pct(numerator: int | None, denominator: int | None) -> str:
 @register.filter
 def over_100(numerator: int | None, denominator: int | None) -> bool:
     """Whether a ratio passes 100% (usage above 100% gets an explanation on the page)."""
-    return bool(denominator) and numerator is not None and numerator > denominator
+    return numerator is not None and denominator is not None and denominator > 0 and numerator > denominator
 
 
 @register.filter
-def get_item(mapping: dict, key: object) -> object:
+def get_item(mapping: Mapping[object, object], key: object) -> object:
     """`{{ mapping|get_item:key }}`: a dictionary value by a variable key."""
     return mapping.get(key)
 
 
 @register.filter
-def sku_causes(explanation: object, sku: str) -> list[tuple[int, str]]:
+def sku_causes(explanation: Explanation, sku: str) -> list[tuple[int, str]]:
     """`{{ explanation|sku_causes:sku }}`: (count, cause) lines of usage above 100% for a SKU."""
-    return explanation.sku_lines(sku)  # type: ignore[attr-defined]
+    return explanation.sku_lines(sku)
