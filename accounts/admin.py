@@ -7,13 +7,13 @@ from accounts.models import Partner, StaffUser
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(admin.ModelAdmin[Partner]):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
 
 
 @admin.register(StaffUser)
-class StaffUserAdmin(UserAdmin):
+class StaffUserAdmin(UserAdmin[StaffUser]):  # type: ignore[type-var]  # django-stubs bounds UserAdmin to AbstractUser
     ordering = ["email"]
     list_display = ["email", "full_name", "partner", "role", "is_active", "is_superuser"]
     list_filter = ["partner", "role", "is_active", "is_superuser"]

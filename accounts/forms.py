@@ -1,3 +1,6 @@
+from collections.abc import Mapping
+from typing import Any, cast
+
 from django import forms
 
 from accounts.models import StaffUser
@@ -15,12 +18,12 @@ class InviteForm(forms.Form):
     full_name = forms.CharField(max_length=200, required=False)
     role = forms.ChoiceField()
 
-    def __init__(self, *args: object, actor: StaffUser, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["role"].choices = _role_choices(actor)
+    def __init__(self, data: Mapping[str, Any] | None = None, *, actor: StaffUser, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        cast(forms.ChoiceField, self.fields["role"]).choices = _role_choices(actor)
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].lower()
+        email: str = self.cleaned_data["email"].lower()
         if staff_email_taken(email=email):
             raise forms.ValidationError("A staff account with this email already exists.")
         return email
@@ -30,9 +33,9 @@ class MemberForm(forms.Form):
     role = forms.ChoiceField()
     is_active = forms.BooleanField(required=False, label="Active (may sign in)")
 
-    def __init__(self, *args: object, actor: StaffUser, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["role"].choices = _role_choices(actor)
+    def __init__(self, data: Mapping[str, Any] | None = None, *, actor: StaffUser, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        cast(forms.ChoiceField, self.fields["role"]).choices = _role_choices(actor)
 
 
 class ApiTokenForm(forms.Form):

@@ -8,13 +8,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
+
+# A view's request type (accounts.http.PartnerRequest for the views below) and other arguments.
+RequestT = TypeVar("RequestT", bound="HttpRequest")
+ViewParams = ParamSpec("ViewParams")
 
 
 class Member(Protocol):
@@ -23,7 +27,9 @@ class Member(Protocol):
     pk: Any
     role: str
     partner_id: int | None
-    is_authenticated: bool
+
+    @property
+    def is_authenticated(self) -> bool: ...
 
 
 class Role(models.TextChoices):
@@ -85,12 +91,21 @@ def can_manage_member(actor: Member, member: Member, new_role: str | None = None
     return can_grant(actor, member.role) and (new_role is None or can_grant(actor, new_role))
 
 
-def require_action(action: Action) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """View decorator: anonymous users go to the login page, forbidden roles get 403."""
+def require_action(
+    action: Action,
+) -> Callable[
+    [Callable[Concatenate[RequestT, ViewParams], HttpResponse]],
+    Callable[Concatenate[RequestT, ViewParams], HttpResponse],
+]:
+    """View decorator: anonymous users go to the login page, forbidden roles get 403. The view
+    itself only ever sees a partner member allowed to take `action`: it may declare its request
+    an `accounts.http.PartnerRequest`."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(
+        view: Callable[Concatenate[RequestT, ViewParams], HttpResponse],
+    ) -> Callable[Concatenate[RequestT, ViewParams], HttpResponse]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: RequestT, /, *args: ViewParams.args, **kwargs: ViewParams.kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
                 from django.contrib.auth.views import redirect_to_login
 
@@ -99,7 +114,7 @@ def require_action(action: Action) -> Callable[[Callable[..., HttpResponse]], Ca
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 
-        wrapper.required_action = action  # type: ignore[attr-defined]
+        wrapper.required_action = action  # type: ignore[attr-defined]  # mypy has no attributes on functions
         return wrapper
 
     return decorator

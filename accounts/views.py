@@ -6,18 +6,19 @@ from django.utils.cache import add_never_cache_headers
 
 from accounts import selectors, services
 from accounts.forms import ApiTokenForm, InviteForm, MemberForm
+from accounts.http import PartnerRequest
 from accounts.roles import Action, Role, can_grant, can_manage_member, require_action
 
 
 @require_action(Action.MANAGE_STAFF)
-def staff_list(request: HttpRequest) -> HttpResponse:
+def staff_list(request: PartnerRequest) -> HttpResponse:
     staff = selectors.staff_list(partner=request.partner)
     manageable = {member.pk for member in staff if can_manage_member(request.user, member)}
     return render(request, "accounts/staff_list.html", {"staff": staff, "manageable": manageable})
 
 
 @require_action(Action.MANAGE_STAFF)
-def staff_invite(request: HttpRequest) -> HttpResponse:
+def staff_invite(request: PartnerRequest) -> HttpResponse:
     role = _posted_role(request)
     if role is not None and not can_grant(request.user, role):
         raise PermissionDenied
@@ -30,7 +31,7 @@ def staff_invite(request: HttpRequest) -> HttpResponse:
 
 
 @require_action(Action.VIEW_INSIGHTS)  # any partner member; managing is checked after the lookup
-def staff_edit(request: HttpRequest, staff_id: int) -> HttpResponse:
+def staff_edit(request: PartnerRequest, staff_id: int) -> HttpResponse:
     # Inside the tenant first (another partner's id is a 404), then the role (403).
     member = selectors.staff_get(partner=request.partner, staff_id=staff_id)
     if not can_manage_member(request.user, member, _posted_role(request)):
@@ -46,7 +47,7 @@ def staff_edit(request: HttpRequest, staff_id: int) -> HttpResponse:
 
 
 @require_action(Action.VIEW_INSIGHTS)  # every partner member has their own tokens
-def api_tokens(request: HttpRequest) -> HttpResponse:
+def api_tokens(request: PartnerRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)
     created = secret = None
     if request.method == "POST" and form.is_valid():
@@ -60,7 +61,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 
 @require_action(Action.VIEW_INSIGHTS)
-def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def api_token_revoke(request: PartnerRequest, token_id: int) -> HttpResponse:
     # The user's own tokens first (anybody else's id is a 404), then the method.
     token = selectors.api_token_get(user=request.user, token_id=token_id)
     if request.method != "POST":

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import NotRequired, TypedDict
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +74,8 @@ SIZES = {"XS": DataSize(8, 240), "S": DataSize(200, 100_000)}
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def production_env(database_url: str, port: int) -> dict[str, str]:
@@ -364,7 +366,16 @@ class MemorySampler(threading.Thread):
             self.done.wait(self.interval)
 
 
-def memory_summary(samples: list[tuple[float, dict[int, int]]], since: float) -> dict[str, object]:
+class MemorySummary(TypedDict):
+    workers: int
+    first_half_peak_mib: float
+    second_half_peak_mib: float
+    growth_mib: float
+    per_worker_peaks_mib: dict[str, list[float]]
+    timeline_mib: list[float]
+
+
+def memory_summary(samples: list[tuple[float, dict[int, int]]], since: float) -> MemorySummary:
     """Peak total worker RSS in the first and the second half of the measured load (after `since`
     seconds of warm-up), in MiB, and the total every second of the whole run."""
     middle = (since + samples[-1][0]) / 2
@@ -388,9 +399,33 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else sum(values)
 
 
+class EndpointFigures(TypedDict):
+    requests: int
+    errors: int
+    p50_ms: int | None
+    p95_ms: int | None
+    max_ms: int | None
+
+
+class LoadResult(TypedDict):
+    """The figures of a load run, as written to its JSON file."""
+
+    users: int
+    duration_s: float
+    skipped: list[str]
+    endpoints: dict[str, EndpointFigures]
+    errors: int
+    error_samples: list[str]
+    warm_up_s: float
+    memory: MemorySummary
+    workers_replaced: bool
+    threads_still_running: int
+    facts: NotRequired[dict[str, object]]  # added by main()
+
+
 def run_load(
     server: Server, logins: list[tuple[str, str]], *, users: int, duration: float, skip: frozenset[str] = frozenset()
-) -> dict[str, object]:
+) -> LoadResult:
     """`users` simulated users (cycling through `logins`) for `duration` seconds, leaving out the
     pages in `skip`; the figures."""
     stats, sampler, phases = Stats(), MemorySampler(server), Phases(users, duration)
@@ -403,7 +438,7 @@ def run_load(
         thread.join(WARM_UP_TIMEOUT + duration + REQUEST_TIMEOUT + 30)
     sampler.done.set()
     sampler.join()
-    endpoints = {
+    endpoints: dict[str, EndpointFigures] = {
         name: {
             "requests": len(times),
             "errors": stats.errors[name],
@@ -427,7 +462,7 @@ def run_load(
     }
 
 
-def print_table(result: dict[str, object]) -> None:
+def print_table(result: LoadResult) -> None:
     print(f"\n{result['users']} users for {result['duration_s']:g} s after a warm-up of {result['warm_up_s']:g} s")
     if result["skipped"]:
         print("left out:", ", ".join(result["skipped"]))

@@ -17,21 +17,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import ExitStack
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, cast
 
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views import defaults
 from django_scopes import scope
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import Direction, OpenApiResponse
 from rest_framework import filters, pagination, permissions, serializers, viewsets
 from rest_framework.request import Request
+from typing_extensions import TypeVar
+
+# The partner model, which this base cannot name (it knows no app): views say which it is,
+# `PartnerViewSet[Partner]`; left out, it is any model.
+PartnerT = TypeVar("PartnerT", bound=Model, default=Model)
+PartnerT_co = TypeVar("PartnerT_co", bound=Model, default=Model, covariant=True)
 
 # What subclasses may not redefine: the scoped path must be the only path.
 SEALED = frozenset(
     {"get_queryset", "get_object", "initial", "dispatch", "permission_classes", "authentication_classes"}
 )
+
+
+class TenantRequest(Request, Generic[PartnerT]):
+    """DRF's request as the views of `PartnerViewSet` see it once `initial` has run: a signed-in
+    partner member's, with `partner` set to their partner. Only a type: the object is DRF's Request."""
+
+    partner: PartnerT
+
+
+class PartnerMember(Protocol[PartnerT_co]):
+    """What the base reads of the user the role check let through (the project's user model)."""
+
+    @property
+    def partner(self) -> PartnerT_co: ...
 
 
 class RoleAllows(permissions.BasePermission):
@@ -52,7 +72,7 @@ class OrderingFilter(filters.OrderingFilter):
     """`?ordering=a,-b` over the view's `ordering_fields`, always ending with the primary key so
     pages never overlap; the schema lists the accepted values."""
 
-    def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> list[str]:
+    def get_ordering(self, request: Request, queryset: QuerySet[Any], view: Any) -> list[str]:
         return [*(super().get_ordering(request, queryset, view) or []), "pk"]
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
@@ -73,19 +93,20 @@ class OrderingFilter(filters.OrderingFilter):
         ]
 
 
-class PartnerViewSet(viewsets.GenericViewSet):
+class PartnerViewSet(viewsets.GenericViewSet[Any], Generic[PartnerT]):
     """Base of every API view. Subclasses set `model`, `serializer_class`, `partner_queryset()` and
-    `required_action`; nothing else about access."""
+    `required_action`; nothing else about access. `PartnerViewSet[Partner]` types `self.partner`."""
 
     model: ClassVar[type[Model]]
     required_action: ClassVar[str]  # an accounts.roles.Action: each view names the one it needs
-    permission_classes: ClassVar[list] = [RoleAllows]
+    request: TenantRequest[PartnerT]
+    permission_classes = [RoleAllows]
     pagination_class = Pagination
-    filter_backends: ClassVar[list] = [OrderingFilter]
+    filter_backends = [OrderingFilter]
     ordering_fields: ClassVar[list[str]] = []
     ordering: ClassVar[list[str]] = []
     # Validates and documents the query string of the list action; its data is `self.params`.
-    query_serializer_class: ClassVar[type[serializers.Serializer] | None] = None
+    query_serializer_class: ClassVar[type[serializers.Serializer[Any]] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -103,25 +124,28 @@ class PartnerViewSet(viewsets.GenericViewSet):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication, then the role: 401/403 here
         # The user is known only now (a token is read inside the view): scope to their partner.
-        request.partner = request.user.partner
-        self._partner_scope.enter_context(scope(partner=request.partner))
+        # Past the role check it is a partner member; the casts say so of this very request.
+        tenant = cast("TenantRequest[PartnerT]", request)
+        tenant.partner = cast("PartnerMember[PartnerT]", request.user).partner
+        self._partner_scope.enter_context(scope(partner=tenant.partner))
 
     @property
-    def partner(self) -> Model:
+    def partner(self) -> PartnerT:
         return self.request.partner
 
     def partner_queryset(self, partner: Any) -> QuerySet[Any]:
         """The rows this view shows, of `partner` only (usually a selector's result)."""
         raise NotImplementedError
 
-    def get_queryset(self) -> QuerySet:
+    def get_queryset(self) -> QuerySet[Any]:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no partner
             return self.model._default_manager.none()
         return self.partner_queryset(self.partner).filter(partner=self.partner)
 
     def get_object(self) -> Model:
         """The object of the URL inside the partner's rows: another partner's id is a 404."""
-        return super().get_object()
+        row: Model = super().get_object()
+        return row
 
     @cached_property
     def params(self) -> Mapping[str, Any]:
@@ -130,10 +154,11 @@ class PartnerViewSet(viewsets.GenericViewSet):
             return {}
         query = self.query_serializer_class(data=self.request.query_params, context=self.get_serializer_context())
         query.is_valid(raise_exception=True)
-        return query.validated_data
+        data: Mapping[str, Any] = query.validated_data
+        return data
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField(help_text="Why the request was refused.")
 
 
@@ -153,14 +178,16 @@ class PartnerAutoSchema(AutoSchema):
         query = self._query_serializer()
         return [*super().get_override_parameters(), *([query] if query else [])]
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code, body in self._error_bodies().items():
             if code not in responses:
-                responses[code] = self._get_response_for_code(body, code, direction=direction)
+                # drf-spectacular leaves this method unannotated (untyped_calls_exclude matches by
+                # the receiver's class, this subclass, so it does not cover it).
+                responses[code] = self._get_response_for_code(body, code, direction=direction)  # type: ignore[no-untyped-call]
         return responses
 
-    def _query_serializer(self) -> type[serializers.Serializer] | None:
+    def _query_serializer(self) -> type[serializers.Serializer[Any]] | None:
         listing = getattr(self.view, "action", None) == "list"
         return getattr(self.view, "query_serializer_class", None) if listing else None
 

@@ -28,7 +28,7 @@ LAYOUT_JSON = go.Layout(LAYOUT).to_plotly_json()
 
 def figure_data(figure: go.Figure) -> dict[str, Any]:
     """The figure as plain JSON data for `json_script`, with the product's layout."""
-    data = json.loads(figure.to_json())
+    data: dict[str, Any] = json.loads(figure.to_json())
     data["layout"] |= copy.deepcopy(LAYOUT_JSON)
     return data
 

@@ -6,20 +6,20 @@ from customers.models import Customer, Product, Subscription
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(admin.ModelAdmin[Customer]):
     list_display = ["name", "external_id", "domain", "partner"]
     list_filter = ["partner"]
     search_fields = ["name", "external_id", "domain"]
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(admin.ModelAdmin[Product]):
     list_display = ["sku", "name", "family", "partner"]
     list_filter = ["family", "partner"]
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
     list_display = ["external_id", "customer", "product", "quantity", "status", "is_trial", "source"]
     list_filter = ["status", "source", "is_trial", "partner"]
     raw_id_fields = ["customer", "product"]

@@ -220,7 +220,9 @@ class _Generator:
         )
         power_bi = self._subscription(customer_id, "POWER_BI_PRO", max(1, users // 6)) if rng.random() < 0.2 else None
         for number in range(users):
-            subscriptions = [other_seller if other_seller and rng.random() < 0.2 else main_sub]
+            subscriptions: list[tuple[str, str] | None] = [
+                other_seller if other_seller and rng.random() < 0.2 else main_sub
+            ]
             if number < dynamics_users:
                 subscriptions.append(dynamics)
             if power_bi and rng.random() < 0.15:

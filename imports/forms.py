@@ -1,7 +1,10 @@
 """The upload form of the Import page."""
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 
 
@@ -10,11 +13,11 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class MultipleFileField(forms.FileField):
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".zip,.csv,.json"}))
-        super().__init__(*args, **kwargs)
+        super().__init__(**kwargs)
 
-    def clean(self, data: object, initial: object = None) -> list[object]:
+    def clean(self, data: Any, initial: Any | None = None) -> list[UploadedFile]:
         single = super().clean
         if isinstance(data, list | tuple):
             return [single(item, initial) for item in data]
@@ -22,7 +25,9 @@ class MultipleFileField(forms.FileField):
 
 
 class ImportForm(forms.Form):
-    files = MultipleFileField(
+    # A field named like BaseForm.files: the form's metaclass takes declared fields off the class,
+    # so `self.files` stays the uploads; the stubs cannot tell.
+    files = MultipleFileField(  # type: ignore[assignment]
         label="Files",
         help_text=(
             "A .zip of the import files, or the CSV files themselves (SPEC §6). Vendor exports too: a .zip with "
@@ -31,10 +36,10 @@ class ImportForm(forms.Form):
         ),
     )
 
-    def clean_files(self) -> list[object]:
-        uploads = self.cleaned_data["files"]
+    def clean_files(self) -> list[UploadedFile]:
+        uploads: list[UploadedFile] = self.cleaned_data["files"]
         limit = settings.IMPORT_MAX_UPLOAD_BYTES
-        total = sum(upload.size for upload in uploads)
+        total = sum(upload.size or 0 for upload in uploads)  # uploads always have a size
         if total > limit:
             raise forms.ValidationError(
                 f"The upload is {filesizeformat(total)}; the limit is {filesizeformat(limit)}. "

@@ -210,4 +210,5 @@ def _affected_dates() -> tuple[dt.date | None, dt.date | None]:
     with connection.cursor() as cursor:
         cursor.execute(apply.AFFECTED_DATES)
         # SQLite hands dates of raw queries back as text.
-        return tuple(dt.date.fromisoformat(d) if isinstance(d, str) else d for d in cursor.fetchone())
+        first, last = (dt.date.fromisoformat(d) if isinstance(d, str) else d for d in cursor.fetchone())
+        return first, last

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_POST
 
+from accounts.http import PartnerRequest
 from accounts.roles import Action, can, require_action
 from imports import selectors
 from imports.forms import ImportForm
@@ -24,7 +25,7 @@ HISTORY_LENGTH = 50
 
 
 @require_action(Action.IMPORT_DATA)
-def import_page(request: HttpRequest) -> HttpResponse:
+def import_page(request: PartnerRequest) -> HttpResponse:
     refused = _upload_too_large(request)
     form = ImportForm(None if refused else request.POST or None, None if refused else request.FILES or None)
     if request.method == "POST" and not refused and form.is_valid():
@@ -45,7 +46,7 @@ def import_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_action(Action.VIEW_INSIGHTS)
-def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+def import_detail(request: PartnerRequest, run_id: int) -> HttpResponse:
     run = selectors.import_run_get(partner=request.partner, run_id=run_id)
     if not can(request.user, Action.IMPORT_DATA):
         raise PermissionDenied
@@ -68,7 +69,7 @@ RECENT_RUNS = 30
 
 
 @require_action(Action.TRIGGER_RECOMPUTE)
-def data_status(request: HttpRequest) -> HttpResponse:
+def data_status(request: PartnerRequest) -> HttpResponse:
     partner = request.partner
     runs = list(recompute_run_list(partner=partner)[:RECENT_RUNS])
     latest = latest_snapshot_date(partner=partner)
@@ -85,8 +86,15 @@ def data_status(request: HttpRequest) -> HttpResponse:
         if last_refused and (last_import is None or last_refused.started_at > last_import.started_at)
         else None,
         "failures": [run for run in runs if run.status == RecomputeRun.Status.FAILED],
-        # An import newer than every recompute: its numbers are not in the metrics yet.
-        "recompute_pending": bool(last_import and (last_run is None or last_run.started_at < last_import.finished_at)),
+        # An import newer than every recompute: its numbers are not in the metrics yet. (A
+        # succeeded run always has its end: status and end are saved together.)
+        "recompute_pending": bool(
+            last_import
+            and (
+                last_run is None
+                or (last_import.finished_at is not None and last_run.started_at < last_import.finished_at)
+            )
+        ),
         "recompute_not_queued": bool(last_import and RECOMPUTE_NOT_QUEUED in last_import.warnings),
     }
     return render(request, "imports/data_status.html", context)
@@ -94,7 +102,7 @@ def data_status(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_action(Action.TRIGGER_RECOMPUTE)
-def recompute_now(request: HttpRequest) -> HttpResponse:
+def recompute_now(request: PartnerRequest) -> HttpResponse:
     as_of = metrics_services.yesterday()
     not_queued: list[bool] = []
     recompute_enqueue(

@@ -182,7 +182,11 @@ def inactive_user_summary(
         GROUP BY i.customer_id
         HAVING SUM(CASE WHEN i.product_id IS NULL THEN i.{users} ELSE 0 END) > 0"""
     with connection.cursor() as cursor:
-        params: dict[str, Any] = {"partner_id": partner.pk, "as_of": as_of, "customer_id": customer.pk if customer else None}
+        params: dict[str, Any] = {
+            "partner_id": partner.pk,
+            "as_of": as_of,
+            "customer_id": customer.pk if customer else None,
+        }
         cursor.execute(summary, params)
         return {customer_id: (count, _money(cost) if priced else None) for customer_id, count, cost, priced in cursor}
 

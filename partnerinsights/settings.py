@@ -8,8 +8,13 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+
+# Django classes the type stubs make generic (ModelAdmin[Partner], ModelForm[...]) get a
+# no-op __class_getitem__, so the annotated code runs.
+django_stubs_ext.monkeypatch(include_builtins=False)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

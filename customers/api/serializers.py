@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from customers.models import Customer, Subscription
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(serializers.ModelSerializer[Customer]):
     user_count = serializers.IntegerField(read_only=True, help_text="End users of the customer.")
     own_subscription_count = serializers.IntegerField(read_only=True, help_text="Subscriptions sold by this partner.")
 
@@ -16,7 +18,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         fields = ["id", "external_id", "name", "domain", "user_count", "own_subscription_count"]
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(serializers.ModelSerializer[Subscription]):
     sku = serializers.CharField(source="product.sku", read_only=True)
     sku_name = serializers.CharField(source="product.name", read_only=True)
     product_family = serializers.CharField(source="product.family", read_only=True)
@@ -37,7 +39,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         ]
 
 
-class CustomerQuerySerializer(serializers.Serializer):
+class CustomerQuerySerializer(serializers.Serializer[Any]):
     search = serializers.CharField(
         required=False, allow_blank=True, max_length=200, help_text="Part of the name or the domain."
     )

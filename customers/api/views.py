@@ -15,7 +15,7 @@ from customers.api.serializers import CustomerQuerySerializer, CustomerSerialize
 from customers.models import Customer, Subscription
 
 
-class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet):
+class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet[Partner]):
     """The partner's customers, with or without data."""
 
     required_action = Action.VIEW_INSIGHTS
@@ -29,7 +29,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerV
         return selectors.customer_list(partner=partner, search=self.params.get("search", ""))
 
 
-class CustomerRowsViewSet(PartnerViewSet):
+class CustomerRowsViewSet(PartnerViewSet[Partner]):
     """Rows of one customer named by `customer_id` in the URL, looked up inside the partner: another
     partner's customer is a 404, never an empty list."""
 

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from imports.models import ImportRun
 
 
-class ImportIssueSerializer(serializers.Serializer):
+class ImportIssueSerializer(serializers.Serializer[Any]):
     """One problem of a refused import: `FILE:LINE:COLUMN: reason (value 'VALUE')` as fields."""
 
     file = serializers.CharField()
@@ -20,7 +20,7 @@ class ImportIssueSerializer(serializers.Serializer):
     value = serializers.CharField(allow_blank=True)
 
 
-class TotalsSerializer(serializers.Serializer):
+class TotalsSerializer(serializers.Serializer[Any]):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
@@ -30,7 +30,7 @@ class FileCountsSerializer(TotalsSerializer):
     rows = serializers.IntegerField()
 
 
-class ImportRunSerializer(serializers.ModelSerializer):
+class ImportRunSerializer(serializers.ModelSerializer[ImportRun]):
     started_by = serializers.EmailField(source="started_by.email", read_only=True, allow_null=True, default=None)
     counts = serializers.DictField(child=FileCountsSerializer(), read_only=True, help_text="Rows per file read.")
     totals = TotalsSerializer(read_only=True, help_text="Created, updated and unchanged rows of all files.")
@@ -53,19 +53,23 @@ class ImportRunSerializer(serializers.ModelSerializer):
 
 
 class ImportRunDetailSerializer(ImportRunSerializer):
-    errors = ImportIssueSerializer(many=True, read_only=True, help_text="The first 200 problems, in file order.")
+    # A field named like Serializer.errors: DRF's metaclass takes declared fields off the class,
+    # so `.errors` stays the validation errors; the stubs cannot tell.
+    errors = ImportIssueSerializer(  # type: ignore[assignment]
+        many=True, read_only=True, help_text="The first 200 problems, in file order."
+    )
     warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta(ImportRunSerializer.Meta):
         fields = [*ImportRunSerializer.Meta.fields, "errors", "warnings", "affected_from", "affected_to"]
 
 
-class ImportRefusedSerializer(serializers.Serializer):
+class ImportRefusedSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
-    errors = ImportIssueSerializer(many=True)
+    errors = ImportIssueSerializer(many=True)  # type: ignore[assignment]  # a field, as above
 
 
-class ImportUploadSerializer(serializers.Serializer):
+class ImportUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(help_text="One .zip of the canonical files of SPEC §6 (any may be absent).")
 
     def validate_file(self, upload: Any) -> Any:
@@ -74,5 +78,5 @@ class ImportUploadSerializer(serializers.Serializer):
         return upload
 
 
-class RunStatusQuerySerializer(serializers.Serializer):
+class RunStatusQuerySerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=ImportRun.Status.choices, required=False)

@@ -9,9 +9,9 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.parsers import MultiPartParser
-from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.http import PartnerAPIRequest
 from accounts.models import Partner
 from accounts.roles import Action
 from core.api import PartnerViewSet
@@ -29,7 +29,7 @@ from imports.pipeline.sources import declared_upload_size, source_from_zip_uploa
 from imports.services import data_import
 
 
-class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet):
+class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet[Partner]):
     """Import runs (who, when, what changed, the problems) and the .zip import itself."""
 
     model = ImportRun
@@ -39,7 +39,7 @@ class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Partner
     ordering_fields = ["started_at", "status"]
     ordering = ["-started_at"]
 
-    def get_serializer_class(self) -> type[serializers.Serializer]:
+    def get_serializer_class(self) -> type[serializers.Serializer[ImportRun]]:
         return ImportRunSerializer if self.action == "list" else ImportRunDetailSerializer
 
     def partner_queryset(self, partner: Partner) -> QuerySet[ImportRun]:
@@ -56,7 +56,7 @@ class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Partner
             ),
         },
     )
-    def create(self, request: Request) -> Response:
+    def create(self, request: PartnerAPIRequest) -> Response:
         """Imports one .zip of the canonical files, all or nothing, as the import page does."""
         refused = _too_large("upload", declared_upload_size(request.META))
         if refused is None:

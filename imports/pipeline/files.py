@@ -37,7 +37,7 @@ class CellError(ValueError):
 Parser = Callable[[str], Any]
 
 
-def text(max_length: int) -> Parser:
+def text(max_length: int) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if len(value) > max_length:
             raise CellError(f"longer than {max_length} characters")

@@ -13,12 +13,16 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from django.core.files.uploadedfile import UploadedFile
 
 from imports.pipeline.issues import ImportIssue
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 MAX_ZIP_ENTRIES = 10_000
 MAX_ZIP_TOTAL_BYTES = 20 * 1024**3
@@ -78,28 +82,33 @@ class ImportSource:
         return self._digest.hexdigest()
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
 class _Stream(io.RawIOBase):
     """A readable binary stream that may feed a digest and closes what it was opened from."""
 
-    def __init__(self, stream: IO[bytes], digest: hashlib._Hash | None = None, *also_close: object) -> None:
+    def __init__(self, stream: IO[bytes], digest: hashlib._Hash | None = None, *also_close: _Closable) -> None:
         super().__init__()
         self._stream, self._digest, self._also_close = stream, digest, also_close
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        chunk = self._stream.read(len(buffer))
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)  # the buffered reader's own, of bytes
+        chunk = self._stream.read(len(view))
         if self._digest is not None:
             self._digest.update(chunk)
-        buffer[: len(chunk)] = chunk
+        view[: len(chunk)] = chunk
         return len(chunk)
 
     def close(self) -> None:
         if not self.closed:
             self._stream.close()
             for closable in self._also_close:
-                closable.close()  # type: ignore[attr-defined]
+                closable.close()
         super().close()
 
 
@@ -108,7 +117,7 @@ def source_from_path(path: Path) -> ImportSource:
     if path.is_dir():
         source = ImportSource(name=str(path))
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            source.files.append(SourceFile(file.relative_to(path).as_posix(), lambda f=file: f.open("rb")))
+            source.files.append(SourceFile(file.relative_to(path).as_posix(), _file_opener(file)))
         return source
     if path.is_file() and zipfile.is_zipfile(path):
         source = ImportSource(name=str(path))
@@ -120,6 +129,10 @@ def source_from_path(path: Path) -> ImportSource:
     return source
 
 
+def _file_opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
+
+
 def source_from_uploads(uploads: Iterable[UploadedFile]) -> ImportSource:
     """Uploaded .zip archives and/or CSV files, named by their file names."""
     uploads = list(uploads)
@@ -127,9 +140,9 @@ def source_from_uploads(uploads: Iterable[UploadedFile]) -> ImportSource:
     for upload in uploads:
         name = _upload_name(upload)
         if name.lower().endswith(".zip"):
-            _add_zip(source, name, lambda u=upload: _reopen(u))
+            _add_zip(source, name, partial(_reopen, upload))
         else:
-            source.files.append(SourceFile(name, lambda u=upload: _reopen(u)))
+            source.files.append(SourceFile(name, partial(_reopen, upload)))
     return source
 
 
@@ -233,7 +246,8 @@ def _open_entry(opener: Callable[[], IO[bytes]], info: zipfile.ZipInfo, where: t
     container = opener()
     archive = zipfile.ZipFile(container)
     try:
-        return _EntryStream(archive.open(info), where, info.filename, archive, container)
+        # A raw stream is a binary file object, though the stubs do not call it an IO[bytes].
+        return cast(IO[bytes], _EntryStream(archive.open(info), where, info.filename, archive, container))
     except _ENTRY_ERRORS as error:
         archive.close()
         container.close()
@@ -241,11 +255,11 @@ def _open_entry(opener: Callable[[], IO[bytes]], info: zipfile.ZipInfo, where: t
 
 
 class _EntryStream(_Stream):
-    def __init__(self, stream: IO[bytes], where: tuple[str, int], name: str, *also_close: object) -> None:
+    def __init__(self, stream: IO[bytes], where: tuple[str, int], name: str, *also_close: _Closable) -> None:
         super().__init__(stream, None, *also_close)
         self._where, self._name = where, name
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         try:
             return super().readinto(buffer)
         except _ENTRY_ERRORS as error:

@@ -93,7 +93,8 @@ def analyze(table: str) -> None:
 def count(spec: FileSpec) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {spec.table}")
-        return cursor.fetchone()[0]
+        rows: int = cursor.fetchone()[0]
+        return rows
 
 
 def counting(rows: Iterable[tuple[Any, ...]], name: str, progress: Progress | None) -> Iterable[tuple[Any, ...]]:

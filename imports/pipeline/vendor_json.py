@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
@@ -164,7 +164,7 @@ def json_date(value: Any) -> Any:
     return files.iso_date(value[:10])
 
 
-def json_choice(mapping: dict[str, str], normalise: Callable[[str], str] = str.lower) -> JsonParser:
+def json_choice(mapping: Mapping[str, str], normalise: Callable[[str], str] = str.lower) -> JsonParser:
     expected = ", ".join(mapping)
 
     def parse(value: Any) -> str:
@@ -226,7 +226,8 @@ def sku_rows(
     document: dict[str, Any], file: str, customer_id: str, issues: IssueList
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Rows of the vendor SKU table and of its subscription ids (see `vendor_sql.SKUS`)."""
-    skus, subscription_ids = [], []
+    skus: list[tuple[Any, ...]] = []
+    subscription_ids: list[tuple[Any, ...]] = []
     for item in items(document, "value", file, issues):
         sku = item.get("skuPartNumber", json_text(100))
         units = [
