@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest, HttpResponse
+    from django.http import HttpRequest, HttpResponseBase
 
 # A view's request type (accounts.http.PartnerRequest for the views below) and other arguments.
 RequestT = TypeVar("RequestT", bound="HttpRequest")
@@ -94,18 +94,18 @@ def can_manage_member(actor: Member, member: Member, new_role: str | None = None
 def require_action(
     action: Action,
 ) -> Callable[
-    [Callable[Concatenate[RequestT, ViewParams], HttpResponse]],
-    Callable[Concatenate[RequestT, ViewParams], HttpResponse],
+    [Callable[Concatenate[RequestT, ViewParams], HttpResponseBase]],
+    Callable[Concatenate[RequestT, ViewParams], HttpResponseBase],
 ]:
     """View decorator: anonymous users go to the login page, forbidden roles get 403. The view
     itself only ever sees a partner member allowed to take `action`: it may declare its request
     an `accounts.http.PartnerRequest`."""
 
     def decorator(
-        view: Callable[Concatenate[RequestT, ViewParams], HttpResponse],
-    ) -> Callable[Concatenate[RequestT, ViewParams], HttpResponse]:
+        view: Callable[Concatenate[RequestT, ViewParams], HttpResponseBase],
+    ) -> Callable[Concatenate[RequestT, ViewParams], HttpResponseBase]:
         @wraps(view)
-        def wrapper(request: RequestT, /, *args: ViewParams.args, **kwargs: ViewParams.kwargs) -> HttpResponse:
+        def wrapper(request: RequestT, /, *args: ViewParams.args, **kwargs: ViewParams.kwargs) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 from django.contrib.auth.views import redirect_to_login
 

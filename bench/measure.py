@@ -45,6 +45,7 @@ from imports.pipeline.sources import source_from_path
 from imports.services import data_import
 from metrics import engine
 from metrics.definitions import WINDOW_DAYS, assigns, counted, entitles, overlaps_window, shown_family
+from metrics.models import Trigger
 from metrics.services import date_range, metrics_recompute, metrics_recompute_dates
 
 NAIVE_SAMPLE = 10  # customers the naive loop really runs on; the rest is extrapolated
@@ -96,12 +97,15 @@ def run_benchmark(*, scale: Scale, runs: int, seed: int, reuse: bool) -> tuple[l
         partner = _dataset(scale, seed, reuse, figures)
     facts = machine_facts() | {"scale": f"{scale.name}: {scale.customers:,} customers, {scale.users:,} users"}
     with scope(partner=partner):
-        facts |= _row_counts(partner)
+        counts = _row_counts(partner)
+        facts |= counts
         floor = median_time(lambda: _floor(partner), runs)
         figures.insert(0, Figure("floor: SKU grain, one INSERT … SELECT", floor, "s", "hand-written, same data"))
-        recompute = median_time(lambda: metrics_recompute(partner=partner, as_of=AS_OF, trigger="bench"), runs)
+        recompute = median_time(
+            lambda: metrics_recompute(partner=partner, as_of=AS_OF, trigger=Trigger.BENCHMARK), runs
+        )
         figures.append(Figure("recompute one date, every grain", recompute, "s", floor_ratio=recompute / floor))
-        naive = _naive_loop(partner) * facts["customers"] / NAIVE_SAMPLE
+        naive = _naive_loop(partner) * counts["customers"] / NAIVE_SAMPLE
         note = f"extrapolated from {NAIVE_SAMPLE} customers"
         figures.append(Figure("naive per-customer ORM loop, SKU grain", naive, "s", note, naive / floor))
         figures += _backfill(partner, recompute)
@@ -160,7 +164,9 @@ def _empty_database() -> None:
     ]
     # Their many-to-many tables (report recipients) reference them, so they go in the same TRUNCATE.
     tenant_tables = [model._meta.db_table for model in tenant_models] + [
-        field.remote_field.through._meta.db_table for model in tenant_models for field in model._meta.local_many_to_many
+        field.remote_field.through._meta.db_table  # type: ignore[union-attr]  # a many-to-many always has one
+        for model in tenant_models
+        for field in model._meta.local_many_to_many
     ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -187,7 +193,8 @@ def _row_counts(partner: Partner) -> dict[str, int]:
 def _count(table: str, partner: Partner) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE partner_id = %s", [partner.pk])
-        return cursor.fetchone()[0]
+        (count,) = cursor.fetchone()
+        return int(count)
 
 
 def _floor(partner: Partner) -> None:
@@ -232,7 +239,7 @@ def _backfill(partner: Partner, one_date: float) -> list[Figure]:
     dates = date_range(AS_OF - dt.timedelta(days=27), AS_OF)
     rss_before = peak_rss_mib()
     started = time.perf_counter()
-    metrics_recompute_dates(partner=partner, dates=dates, trigger="bench")
+    metrics_recompute_dates(partner=partner, dates=dates, trigger=Trigger.BENCHMARK)
     seconds = time.perf_counter() - started
     return [
         Figure("28-day backfill", seconds, "s", f"{seconds / one_date:.1f}× one date (target ≤ 28×)"),
@@ -338,7 +345,8 @@ def _largest_customer(partner: Partner) -> tuple[int, int]:
             "GROUP BY customer_id ORDER BY COUNT(*) DESC, customer_id LIMIT 1",
             [partner.pk],
         )
-        return cursor.fetchone()
+        customer_id, users = cursor.fetchone()
+        return int(customer_id), int(users)
 
 
 def _page(client: Client, name: str, url: str, runs: int) -> Figure:

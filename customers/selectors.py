@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.db.models import (
     Case,
@@ -36,7 +37,7 @@ from customers.models import (
 )
 
 
-def _count_per_customer(rows: QuerySet) -> Coalesce:
+def _count_per_customer(rows: QuerySet[Any]) -> Coalesce:
     """A correlated COUNT(*) of `rows` for the outer customer, 0 when there are none."""
     counted = rows.filter(customer=OuterRef("pk")).order_by().values("customer").annotate(n=Count("*"))
     return Coalesce(Subquery(counted.values("n"), output_field=IntegerField()), 0)
@@ -190,7 +191,7 @@ def sku_choices(*, partner: Partner) -> list[tuple[str, str]]:
     return [(sku, f"{name} ({sku})") for sku, name in products.values_list("sku", "name")]
 
 
-def family_workload_names(*, partner: Partner, family: str) -> QuerySet[ProductWorkload]:
+def family_workload_names(*, partner: Partner, family: str) -> QuerySet[ProductWorkload, Any]:
     """The workloads that SKUs of `family` visible to the partner include (the workload grain's
     rows of a family), as a `workload` values query."""
     products = Product.objects.visible_to(partner).filter(family=family)

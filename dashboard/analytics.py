@@ -11,11 +11,12 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 from django.core.paginator import Page, Paginator
+from django.db import models
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
@@ -43,6 +44,9 @@ from metrics.selectors import (
 )
 
 CUSTOMERS_PER_PAGE = 50
+# A customer's family row as the charts read it: id, name, family, sold, assigned, entitled, active.
+FamilyRow = tuple[int, str, str, int, int, int, int]
+RowT = TypeVar("RowT", bound=models.Model)
 TOP_UNUSED = 10
 RENEWALS_SHOWN = 20
 
@@ -128,19 +132,19 @@ def _fill_panels(page: AnalyticsPage, *, partner: Partner, as_of: dt.date, page_
     page.renewals = list(renewals[:RENEWALS_SHOWN])
     page.renewal_total = renewals.count()
     page.inactive_total = sum(users for users, _ in inactive.values())
-    page.inactive_cost = sum(inactive_costs) if inactive_costs else None
+    page.inactive_cost = sum(inactive_costs, Decimal(0)) if inactive_costs else None
     page.page = customer_page(partner=partner, as_of=as_of, filters=filters, customer_ids=ids, number=page_number)
 
 
 _NUMBERS = ("sold_licenses", "assigned_licenses", "entitled_users", "active_users")
 
 
-def _of_customers(rows: QuerySet, ids: list[int] | None) -> QuerySet:
+def _of_customers(rows: QuerySet[RowT, Any], ids: list[int] | None) -> QuerySet[RowT, Any]:
     """`rows` of the matching customers (all of them when `ids` is None)."""
     return rows if ids is None else rows.filter(customer_id__in=ids)
 
 
-def band_table(rows: list[tuple], *, families: tuple[str, ...], customer_count: int) -> list[dict[str, Any]]:
+def band_table(rows: list[FamilyRow], *, families: tuple[str, ...], customer_count: int) -> list[dict[str, Any]]:
     """Per family: how many customers fall in each usage and deployment band of SPEC §8; customers
     without a row of the family (or without its denominator) are "no data"."""
     table = []
@@ -172,9 +176,9 @@ def distribution_figure(bands: list[dict[str, Any]]) -> dict[str, Any]:
     return figure_data(figure)
 
 
-def scatter_figure(rows: list[tuple]) -> dict[str, Any] | None:
+def scatter_figure(rows: list[FamilyRow]) -> dict[str, Any] | None:
     """One point per customer and family: deployment % against usage %, sized by sold licenses."""
-    points: dict[str, list[tuple]] = {}
+    points: dict[str, list[tuple[str, int, float, float]]] = {}
     for _, name, family, sold, assigned, entitled, active in rows:
         if sold and entitled:
             points.setdefault(family, []).append((name, sold, float(pct(assigned, sold)), float(pct(active, entitled))))
@@ -232,7 +236,7 @@ def recommendation_counts(
 
 def customer_page(
     *, partner: Partner, as_of: dt.date, filters: PortfolioFilters, customer_ids: list[int] | None, number: str | None
-) -> Page:
+) -> Page[FamilySnapshot]:
     """The matching customers' family-grain rows, by name, a page at a time."""
     rows = (
         _of_customers(matching_family_rows(partner=partner, as_of=as_of, filters=filters), customer_ids)

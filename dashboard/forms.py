@@ -32,7 +32,7 @@ class CustomerFilterForm(forms.Form):
         }
 
 
-class InsightSettingsForm(forms.ModelForm):
+class InsightSettingsForm(forms.ModelForm[InsightSettings]):
     class Meta:
         model = InsightSettings
         fields = [
@@ -59,7 +59,7 @@ class InsightSettingsForm(forms.ModelForm):
         }
 
     def clean_currency(self) -> str:
-        currency = self.cleaned_data["currency"].strip().upper()
+        currency: str = self.cleaned_data["currency"].strip().upper()
         if len(currency) != 3 or not currency.isalpha():
             raise forms.ValidationError("Use a three-letter ISO 4217 code, such as EUR or USD.")
         return currency

@@ -135,7 +135,7 @@ def _fill_sections(page: InsightsPage, *, partner: Partner, as_of: dt.date) -> N
     ).get(customer.pk, (0, None))
     rows: list[Counts] = [*page.families, *(line.snapshot for line in page.skus), *page.workloads]
     costs = [line.unused_cost for line in page.skus if line.unused_cost is not None]
-    page.unused_cost = sum(costs) if costs else None
+    page.unused_cost = sum(costs, Decimal(0)) if costs else None
     page.recommendations = recommendation_list(
         partner=partner, as_of=as_of, settings=page.settings, customer_ids=[customer.pk]
     )

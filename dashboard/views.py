@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.db.models import QuerySet
 from django.forms import BaseFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.http import PartnerRequest
 from accounts.roles import Action, require_action
 from core.pages import as_context
 from customers import selectors
@@ -29,7 +30,7 @@ from metrics.tasks import recompute_enqueue
 
 
 @require_action(Action.VIEW_INSIGHTS)
-def customer_list(request: HttpRequest) -> HttpResponse:
+def customer_list(request: PartnerRequest) -> HttpResponse:
     page = customer_list_page(
         partner=request.partner, query=CustomerFilterForm(request.GET), page_number=request.GET.get("page")
     )
@@ -43,14 +44,14 @@ class SubscriptionsPage:
 
 
 @require_action(Action.VIEW_INSIGHTS)
-def own_subscriptions(request: HttpRequest, customer_id: int) -> HttpResponse:
+def own_subscriptions(request: PartnerRequest, customer_id: int) -> HttpResponse:
     customer = selectors.customer_get(partner=request.partner, customer_id=customer_id)
     subscriptions = selectors.own_subscription_list(partner=request.partner, customer=customer)
     return render(request, "dashboard/subscription_list.html", as_context(SubscriptionsPage(customer, subscriptions)))
 
 
 @require_action(Action.VIEW_INSIGHTS)
-def customer_insights(request: HttpRequest, customer_id: int) -> HttpResponse:
+def customer_insights(request: PartnerRequest, customer_id: int) -> HttpResponse:
     customer = selectors.customer_get(partner=request.partner, customer_id=customer_id)
     page = insights_page(
         partner=request.partner,
@@ -63,7 +64,7 @@ def customer_insights(request: HttpRequest, customer_id: int) -> HttpResponse:
 
 
 @require_action(Action.VIEW_INSIGHTS)
-def analytics(request: HttpRequest) -> HttpResponse:
+def analytics(request: PartnerRequest) -> HttpResponse:
     """The portfolio at a glance (`/analytics/`), with the filters its CSV export shares."""
     partner = request.partner
     page = analytics_page(
@@ -77,7 +78,7 @@ def analytics(request: HttpRequest) -> HttpResponse:
 
 
 @require_action(Action.EDIT_SETTINGS)
-def settings_edit(request: HttpRequest) -> HttpResponse:
+def settings_edit(request: PartnerRequest) -> HttpResponse:
     partner = request.partner
     products = list(product_list(partner=partner))
     stored = sku_setting_map(partner=partner)
@@ -101,8 +102,8 @@ def settings_edit(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Settings saved.")
         return redirect("settings")
     names = {p.sku: p for p in products}
-    rows = [(sku_form, names.get(sku_form.initial.get("sku"))) for sku_form in skus]
-    return render(request, "dashboard/settings.html", as_context(SettingsPage(form, skus, rows)))
+    lines = [(sku_form, names.get(sku_form.initial.get("sku", ""))) for sku_form in skus]
+    return render(request, "dashboard/settings.html", as_context(SettingsPage(form, skus, lines)))
 
 
 @dataclass(frozen=True)

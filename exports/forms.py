@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -7,7 +7,12 @@ from exports.models import ReportSchedule
 from exports.selectors import report_recipient_choices
 
 
-class ReportScheduleForm(forms.ModelForm):
+class RecipientField(forms.ModelMultipleChoiceField[StaffUser]):
+    def label_from_instance(self, obj: StaffUser) -> str:
+        return f"{obj.full_name} <{obj.email}>" if obj.full_name else obj.email
+
+
+class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
     """The schedule of `/settings/reports/`. Recipients are limited to the partner's active
     staff: any other id (another partner's staff, someone deactivated) is an invalid choice."""
 
@@ -16,13 +21,8 @@ class ReportScheduleForm(forms.ModelForm):
         fields = ["cadence", "grain", "recipients"]
         labels = {"grain": "Grain of the attached CSV"}
         widgets = {"recipients": forms.CheckboxSelectMultiple}
+        field_classes = {"recipients": RecipientField}
 
     def __init__(self, *args: Any, partner: Partner, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        recipients = self.fields["recipients"]
-        recipients.queryset = report_recipient_choices(partner=partner)
-        recipients.label_from_instance = _recipient_label
-
-
-def _recipient_label(member: StaffUser) -> str:
-    return f"{member.full_name} <{member.email}>" if member.full_name else member.email
+        cast(RecipientField, self.fields["recipients"]).queryset = report_recipient_choices(partner=partner)

@@ -30,7 +30,7 @@ def inactive_lines(*, partner: Partner, as_of: dt.date, days: int, customer: Cus
     their licenses space-separated, the last activity date (empty when never active) and the
     monthly cost of their licenses (empty when no unit price is set)."""
 
-    def rows() -> Iterator[tuple]:
+    def rows() -> Iterator[tuple[str, ...]]:
         with scope(partner=partner):
             for user in inactive_user_list(partner=partner, as_of=as_of, days=days, customer=customer):
                 yield (

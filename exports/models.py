@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Self
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -34,7 +36,7 @@ class ReportSchedule(models.Model):
     recipients = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ScopedManager(partner="partner")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(partner="partner")
 
     class Meta:
         constraints = [
@@ -61,7 +63,7 @@ class ReportDelivery(models.Model):
     sent_at = models.DateTimeField(default=timezone.now)
     recipients = models.PositiveIntegerField(default=0)
 
-    objects = ScopedManager(partner="partner")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(partner="partner")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["partner", "period"], name="report_delivery_per_period")]

@@ -23,7 +23,7 @@ from accounts.models import Partner
 from customers.models import Customer
 from exports.cells import CsvFile
 from metrics.filters import PortfolioFilters
-from metrics.models import Counts, FamilySnapshot, Licenses, Percentage, SkuSnapshot, WorkloadSnapshot, percentages
+from metrics.models import FamilySnapshot, Percentage, SkuSnapshot, WorkloadSnapshot, percentages
 from metrics.selectors import grain_snapshot_list, latest_snapshot_date, snapshot_date_exists
 
 CHUNK_ROWS = 2000
@@ -38,7 +38,7 @@ class Grain:
     (SPEC §7, exactly) where the value comes from: `as_of`, a path of the snapshot (`values`), or
     one of the model's percentages (`shares`, by name), which close the line."""
 
-    model: type[Licenses] | type[Counts]
+    model: type[SkuSnapshot] | type[WorkloadSnapshot] | type[FamilySnapshot]
     values: Mapping[str, str]  # column -> ORM path, in header order after as_of
     numbers: tuple[str, ...]  # a row is exported when one of these is not 0
     shares: tuple[str, ...]

@@ -45,7 +45,7 @@ class ReportsFailed(Exception):
 def due_periods(*, today: dt.date) -> dict[str, str]:
     """The cadences due `today`, with the period each one reports: `2026-W49` on a Monday,
     `2026-12` on the 1st."""
-    due = {}
+    due: dict[str, str] = {}
     if today.weekday() == 0:
         year, week, _ = today.isocalendar()
         due[Cadence.WEEKLY] = f"{year}-W{week:02d}"

@@ -10,9 +10,10 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.http import PartnerRequest
 from accounts.roles import Action, require_action
 from customers.selectors import customer_get, sku_choices
 from exports.forms import ReportScheduleForm
@@ -39,11 +40,11 @@ class Refused(Exception):
         self.status = status
 
 
-def refusing(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def refusing(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Answers a `Refused` download with its message as plain text (400, or 404 without snapshot)."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: PartnerRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return view(request, *args, **kwargs)
         except Refused as refused:
@@ -52,14 +53,14 @@ def refusing(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     return wrapper
 
 
-def _grain(request: HttpRequest) -> str:
+def _grain(request: PartnerRequest) -> str:
     try:
         return grain_of(request.GET.get("grain"))
     except ValueError as error:
         raise Refused(str(error)) from None
 
 
-def _day(request: HttpRequest) -> dt.date:
+def _day(request: PartnerRequest) -> dt.date:
     """`?as_of=` if it has a snapshot, else the partner's latest snapshot date (SPEC §5)."""
     value = request.GET.get("as_of")
     try:
@@ -74,7 +75,7 @@ def _day(request: HttpRequest) -> dt.date:
 
 @require_action(Action.DOWNLOAD_EXPORTS)
 @refusing
-def portfolio_csv(request: HttpRequest) -> HttpResponse:
+def portfolio_csv(request: PartnerRequest) -> HttpResponseBase:
     """`/analytics/export.csv?grain=&as_of=` with the analytics page's filters."""
     partner = request.partner
     grain, as_of = _grain(request), _day(request)
@@ -91,7 +92,7 @@ def portfolio_csv(request: HttpRequest) -> HttpResponse:
 
 @require_action(Action.DOWNLOAD_EXPORTS)
 @refusing
-def customer_csv(request: HttpRequest, customer_id: int) -> HttpResponse:
+def customer_csv(request: PartnerRequest, customer_id: int) -> HttpResponseBase:
     """One customer's rows of the portfolio export (`?grain=`, `?as_of=`)."""
     partner = request.partner
     customer = customer_get(partner=partner, customer_id=customer_id)
@@ -102,7 +103,7 @@ def customer_csv(request: HttpRequest, customer_id: int) -> HttpResponse:
 
 @require_action(Action.DOWNLOAD_EXPORTS)
 @refusing
-def inactive_csv(request: HttpRequest, customer_id: int | None = None) -> HttpResponse:
+def inactive_csv(request: PartnerRequest, customer_id: int | None = None) -> HttpResponseBase:
     """Inactive licensed users (SPEC §8) of the portfolio or one customer (`?as_of=`, `?days=`)."""
     partner = request.partner
     customer = customer_get(partner=partner, customer_id=customer_id) if customer_id is not None else None
@@ -119,7 +120,7 @@ RECENT_DELIVERIES = 20
 
 
 @require_action(Action.EDIT_SETTINGS)
-def report_schedule(request: HttpRequest) -> HttpResponse:
+def report_schedule(request: PartnerRequest) -> HttpResponse:
     """`/settings/reports/`: whether, how often and to whom the portfolio report is emailed."""
     partner = request.partner
     data = request.POST if request.method == "POST" else None

@@ -4,7 +4,7 @@ the page"), and the form that reads them from a query string. The selectors appl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db.models import F, Q
@@ -82,10 +82,10 @@ class AnalyticsFilterForm(forms.Form):
 
     def __init__(self, *args: Any, skus: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["sku"].choices = [("", "All SKUs"), *skus]
+        cast(forms.ChoiceField, self.fields["sku"]).choices = [("", "All SKUs"), *skus]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         for low, high in (("usage_min", "usage_max"), ("deployment_min", "deployment_max")):
             if cleaned.get(low) is not None and cleaned.get(high) is not None and cleaned[high] <= cleaned[low]:
                 self.add_error(high, f"Must be above {cleaned[low]}.")
@@ -106,4 +106,4 @@ class AnalyticsFilterForm(forms.Form):
 
     def error_text(self) -> str:
         """Every problem in one line, naming the parameter: for a refused export."""
-        return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in self.errors.items())
+        return "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in self.errors.items())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, overload
+from typing import Any, ClassVar, Self, overload
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -59,7 +59,7 @@ class Counts(models.Model):
     entitled_users = models.PositiveIntegerField(default=0)
     active_users = models.PositiveIntegerField(default=0)
 
-    objects = ScopedManager(partner="partner")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(partner="partner")
 
     class Meta:
         abstract = True
@@ -150,7 +150,7 @@ class InactiveSnapshot(models.Model):
     users_90 = models.PositiveIntegerField(default=0)
     users_180 = models.PositiveIntegerField(default=0)
 
-    objects = ScopedManager(partner="partner")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(partner="partner")
 
     class Meta:
         constraints = [
@@ -213,7 +213,7 @@ class RecomputeRun(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
 
-    objects = ScopedManager(partner="partner")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(partner="partner")
 
     class Meta:
         constraints = [
@@ -253,7 +253,7 @@ class InsightSettings(models.Model):
     currency = models.CharField(max_length=3, default="EUR", help_text="ISO 4217 code of the unit prices.")
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ScopedManager(partner="partner")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(partner="partner")
 
     class Meta:
         verbose_name_plural = "insight settings"
@@ -279,7 +279,7 @@ class SkuSetting(models.Model):
     )
     excluded = models.BooleanField(default=False)
 
-    objects = ScopedManager(partner="partner")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(partner="partner")
 
     class Meta:
         ordering = ["sku"]

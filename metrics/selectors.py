@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.models import (
@@ -234,7 +234,12 @@ def snapshot_span(
     return (day, day) if day else None
 
 
-def _snapshots(model: type[Counts], partner: Partner, span: tuple[dt.date, dt.date] | None, **filters: Any) -> QuerySet:
+SnapshotT = TypeVar("SnapshotT", bound=Counts)
+
+
+def _snapshots(
+    model: type[SnapshotT], partner: Partner, span: tuple[dt.date, dt.date] | None, **filters: Any
+) -> QuerySet[SnapshotT]:
     if span is None:
         return model.objects.none()
     return model.objects.filter(partner=partner, as_of__range=span, **filters)
@@ -269,7 +274,7 @@ def grain_snapshot_list(
     *,
     partner: Partner,
     as_of: dt.date,
-    model: type[Counts],
+    model: type[SkuSnapshot] | type[WorkloadSnapshot] | type[FamilySnapshot],
     nonzero: tuple[str, ...],
     filters: PortfolioFilters | None = None,
     customer_ids: list[int] | None = None,
@@ -279,16 +284,17 @@ def grain_snapshot_list(
     `filters` (the SKU at the SKU grain, the family's workloads at the workload grain) and to
     `customer_ids`."""
     filters = filters or PortfolioFilters()
-    rows = model.objects.filter(partner=partner, as_of=as_of)
+    rows: QuerySet[Any]
     if model is SkuSnapshot:
-        rows = rows.filter(product__family__in=filters.families)
+        rows = SkuSnapshot.objects.filter(partner=partner, as_of=as_of, product__family__in=filters.families)
         if filters.sku:
             rows = rows.filter(product__sku=filters.sku)
     elif model is WorkloadSnapshot:
+        rows = WorkloadSnapshot.objects.filter(partner=partner, as_of=as_of)
         if filters.family:
             rows = rows.filter(workload__in=family_workload_names(partner=partner, family=filters.family))
     else:
-        rows = rows.filter(family__in=filters.families)
+        rows = FamilySnapshot.objects.filter(partner=partner, as_of=as_of, family__in=filters.families)
     rows = rows.filter(reduce(operator.or_, (Q(**{f"{name}__gt": 0}) for name in nonzero)))
     return rows if customer_ids is None else rows.filter(customer_id__in=customer_ids)
 

@@ -19,14 +19,14 @@ from django.utils import timezone
 from accounts.models import Partner
 from core.db import partner_lock, partner_try_lock
 from metrics import engine
-from metrics.models import InsightSettings, RecomputeRun, SkuSetting
+from metrics.models import InsightSettings, RecomputeRun, SkuSetting, Trigger
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5  # a date that failed this often stops being retried (a poison task)
 # Who may start a fresh series of attempts on a date that gave up: a person (the command line,
 # the Recompute now button), never a retry, a redelivery or the nightly run.
-PERSON_TRIGGERS = frozenset({"command", "manual"})
+PERSON_TRIGGERS = frozenset({Trigger.COMMAND, Trigger.MANUAL})
 CATCH_UP_DAYS = 7  # the nightly run also redoes the nights of the last week that did not succeed
 
 
@@ -44,7 +44,7 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-def metrics_recompute(*, partner: Partner, as_of: dt.date, trigger: str) -> RecomputeRun:
+def metrics_recompute(*, partner: Partner, as_of: dt.date, trigger: Trigger) -> RecomputeRun:
     """Recomputes every grain of `partner` at `as_of` and records the run.
 
     Raises what the database raised (the run is then recorded as failed) and GaveUp when the
@@ -79,7 +79,7 @@ def metrics_recompute_dates(
     *,
     partner: Partner,
     dates: Iterable[dt.date],
-    trigger: str,
+    trigger: Trigger,
     progress: Callable[[RecomputeRun], None] | None = None,
 ) -> list[RecomputeRun]:
     """Recomputes several dates, each in its own transaction: memory stays flat, and every
@@ -93,7 +93,7 @@ def metrics_recompute_dates(
     return runs
 
 
-def _count_attempt(partner: Partner, as_of: dt.date, trigger: str) -> int:
+def _count_attempt(partner: Partner, as_of: dt.date, trigger: Trigger) -> int:
     """Claims the ledger row and counts this attempt, committed before the work starts, so a
     worker killed mid-run still leaves its attempt counted. Past MAX_ATTEMPTS the row is marked
     failed for good instead (and MAX_ATTEMPTS + 1 returned)."""

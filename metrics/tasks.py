@@ -21,27 +21,27 @@ from metrics.models import Trigger
 
 logger = logging.getLogger(__name__)
 
-RECOMPUTE_OPTIONS = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": (OperationalError, InterfaceError),
-    "retry_backoff": 10,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "max_retries": services.MAX_ATTEMPTS,
-    "soft_time_limit": 50 * 60,
-    "time_limit": 55 * 60,
-}
 
-
-@shared_task(name="metrics.recompute_dates", **RECOMPUTE_OPTIONS)
+@shared_task(
+    name="metrics.recompute_dates",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=services.MAX_ATTEMPTS,
+    soft_time_limit=50 * 60,
+    time_limit=55 * 60,
+)
 def recompute_dates(*, partner_id: int, dates: list[str], trigger: str) -> list[str]:
-    """Recomputes the given ISO dates of one partner; returns the dates done."""
+    """Recomputes the given ISO dates of one partner; returns the dates done. Arguments cross the
+    broker as JSON: dates as ISO text, the trigger as its value."""
     partner = Partner.objects.get(pk=partner_id)
     with scope(partner=partner):
         try:
             runs = services.metrics_recompute_dates(
-                partner=partner, dates=[dt.date.fromisoformat(d) for d in dates], trigger=trigger
+                partner=partner, dates=[dt.date.fromisoformat(d) for d in dates], trigger=Trigger(trigger)
             )
         except services.GaveUp:
             logger.exception("Giving up on a recompute of %s", partner.slug)
@@ -71,7 +71,7 @@ RECOMPUTE_NOT_QUEUED = (
 
 
 def recompute_enqueue(
-    *, partner: Partner, dates: list[dt.date], trigger: str, on_failure: Callable[[], None] | None = None
+    *, partner: Partner, dates: list[dt.date], trigger: Trigger, on_failure: Callable[[], None] | None = None
 ) -> None:
     """Queues a recompute once the current transaction commits. A broker that is down never
     fails the caller: the dates stay stale until the nightly run, and `on_failure` (called

@@ -40,9 +40,15 @@ class CustomerRowsViewSet(PartnerViewSet[Partner]):
         return selectors.customer_get(partner=self.partner, customer_id=self.kwargs["customer_id"])
 
 
-def row_owner(view: PartnerViewSet) -> dict[str, Customer]:
+def customer_of(view: PartnerViewSet[Partner]) -> Customer | None:
+    """The customer of a view of one customer's rows; None for the portfolio."""
+    return view.customer if isinstance(view, CustomerRowsViewSet) else None
+
+
+def row_owner(view: PartnerViewSet[Partner]) -> dict[str, Customer]:
     """The `customer=` a selector takes for a view of one customer's rows; none for the portfolio."""
-    return {"customer": view.customer} if isinstance(view, CustomerRowsViewSet) else {}
+    customer = customer_of(view)
+    return {} if customer is None else {"customer": customer}
 
 
 class OwnSubscriptionViewSet(mixins.ListModelMixin, CustomerRowsViewSet):

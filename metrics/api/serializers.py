@@ -33,7 +33,7 @@ from metrics.models import (
         "description": "Percent, rounded half away from zero to one decimal; null when the denominator is 0.",
     }
 )
-class PercentField(serializers.Field):
+class PercentField(serializers.Field[str, str, str | None, Any]):
     """A percentage as `pct()` writes it ("87.5"); null instead of its empty string."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -52,7 +52,7 @@ LICENSE_ORDERING = ["sold_licenses", "own_sold_licenses", "assigned_licenses"]
 INSIGHT_FAMILY_CHOICES = [(family.value, family.label) for family in INSIGHT_FAMILIES]
 
 
-class SkuSnapshotSerializer(serializers.ModelSerializer):
+class SkuSnapshotSerializer(serializers.ModelSerializer[SkuSnapshot]):
     sku = serializers.CharField(read_only=True)
     sku_name = serializers.CharField(read_only=True)
     product_family = serializers.ChoiceField(choices=INSIGHT_FAMILY_CHOICES, read_only=True)
@@ -64,7 +64,7 @@ class SkuSnapshotSerializer(serializers.ModelSerializer):
         fields = ["as_of", "product_family", "sku", "sku_name", *LICENSES]
 
 
-class WorkloadSnapshotSerializer(serializers.ModelSerializer):
+class WorkloadSnapshotSerializer(serializers.ModelSerializer[WorkloadSnapshot]):
     usage_pct = PercentField()
 
     class Meta:
@@ -72,7 +72,7 @@ class WorkloadSnapshotSerializer(serializers.ModelSerializer):
         fields = ["as_of", "workload", *USERS]
 
 
-class FamilySnapshotSerializer(serializers.ModelSerializer):
+class FamilySnapshotSerializer(serializers.ModelSerializer[FamilySnapshot]):
     product_family = serializers.ChoiceField(source="family", choices=INSIGHT_FAMILY_CHOICES, read_only=True)
     deployment_pct = PercentField()
     usage_pct = PercentField()
@@ -88,7 +88,7 @@ class PortfolioSnapshotSerializer(FamilySnapshotSerializer):
         fields = ["as_of", "product_family", "customers", *LICENSES]
 
 
-class RecomputeRunSerializer(serializers.ModelSerializer):
+class RecomputeRunSerializer(serializers.ModelSerializer[RecomputeRun]):
     class Meta:
         model = RecomputeRun
         fields = [
@@ -105,7 +105,7 @@ class RecomputeRunSerializer(serializers.ModelSerializer):
         ]
 
 
-class InactiveUserSerializer(serializers.Serializer):
+class InactiveUserSerializer(serializers.Serializer[Any]):
     """A licensed user with no activity on the workloads of their licenses for the chosen days."""
 
     user_id = serializers.IntegerField(help_text="The end user's internal id.")
@@ -122,7 +122,7 @@ class InactiveUserSerializer(serializers.Serializer):
     )
 
 
-class InactiveQuerySerializer(serializers.Serializer):
+class InactiveQuerySerializer(serializers.Serializer[Any]):
     as_of = serializers.DateField(required=False, help_text="The date (YYYY-MM-DD). Default: the latest snapshot date.")
     days = serializers.ChoiceField(
         choices=InactivityDays.choices,
@@ -131,12 +131,12 @@ class InactiveQuerySerializer(serializers.Serializer):
     )
 
 
-class DatesQuerySerializer(serializers.Serializer):
+class DatesQuerySerializer(serializers.Serializer[Any]):
     """`?as_of=`, or `?from=&to=` (both included); neither: the latest snapshot date."""
 
     as_of = serializers.DateField(required=False, help_text="One date (YYYY-MM-DD). Default: the latest snapshot date.")
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
         # "from" is a Python keyword, so these two cannot be declared as class attributes.
         fields["from"] = serializers.DateField(required=False, help_text="First date of a range, included.")
@@ -165,5 +165,5 @@ class WorkloadQuerySerializer(DatesQuerySerializer):
     workload = serializers.ChoiceField(choices=Workload.choices, required=False)
 
 
-class RecomputeQuerySerializer(serializers.Serializer):
+class RecomputeQuerySerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=RecomputeRun.Status.choices, required=False)

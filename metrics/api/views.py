@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from accounts.models import Partner
 from accounts.roles import Action
 from core.api import PartnerViewSet
-from customers.api.views import CustomerRowsViewSet, row_owner
+from customers.api.views import CustomerRowsViewSet, customer_of, row_owner
 from customers.models import EndUser
 from metrics import selectors
 from metrics.api.serializers import (
@@ -34,16 +34,16 @@ from metrics.api.serializers import (
 from metrics.models import FamilySnapshot, PortfolioSnapshot, RecomputeRun, SkuSnapshot, WorkloadSnapshot
 
 
-class SnapshotViewSet(mixins.ListModelMixin, PartnerViewSet):
+class SnapshotViewSet(mixins.ListModelMixin, PartnerViewSet[Partner]):
     """Snapshots of the dates asked for (`?as_of=`, `?from=&to=`, default the latest snapshot
     date); a date without a snapshot has no rows. `query_filters` maps query fields to lookups."""
 
     required_action = Action.VIEW_INSIGHTS
     query_filters: ClassVar[dict[str, str]] = {}
     # The selector of the grain: (partner, span[, customer]) -> snapshots.
-    snapshot_list: ClassVar[Callable[..., QuerySet]]
+    snapshot_list: ClassVar[Callable[..., QuerySet[Any]]]
 
-    def partner_queryset(self, partner: Partner) -> QuerySet:
+    def partner_queryset(self, partner: Partner) -> QuerySet[Any]:
         params = self.params
         span = selectors.snapshot_span(
             partner=partner, as_of=params.get("as_of"), first=params.get("from"), last=params.get("to")
@@ -101,7 +101,7 @@ class PortfolioViewSet(SnapshotViewSet):
     ordering = ["as_of", "family"]
 
 
-class InactiveUserViewSet(PartnerViewSet):
+class InactiveUserViewSet(PartnerViewSet[Partner]):
     """Inactive licensed users (SPEC §8): users entitled at `as_of` with no activity on any
     workload of their licenses in the last `days` days, never-active users included; sorted by
     customer name, then user principal name."""
@@ -120,9 +120,9 @@ class InactiveUserViewSet(PartnerViewSet):
         rows = (
             []
             if as_of is None
-            else selectors.inactive_user_list(partner=partner, as_of=as_of, days=days, **row_owner(self))
+            else selectors.inactive_user_list(partner=partner, as_of=as_of, days=days, customer=customer_of(self))
         )
-        page = self.paginate_queryset(list(rows))
+        page = self.paginate_queryset(list(rows))  # type: ignore[arg-type]  # DRF pages any sequence
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
@@ -130,7 +130,7 @@ class CustomerInactiveUserViewSet(InactiveUserViewSet, CustomerRowsViewSet):
     """One customer's inactive licensed users (SPEC §8)."""
 
 
-class RecomputeRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet):
+class RecomputeRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet[Partner]):
     """The ledger of metric recomputations: one row per business date."""
 
     model = RecomputeRun

@@ -1,11 +1,12 @@
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import CommandError, CommandParser
 from django_scopes import scope
 
 from accounts.commands import PartnerCommand, iso_date
+from exports.cells import CsvFile
 from exports.portfolio import GRAINS, ExportError, export_date, portfolio_lines
 
 
@@ -32,7 +33,7 @@ class Command(PartnerCommand):
         self.say(f"{partner.slug}: {rows:,} {options['grain']} rows of {as_of:%Y-%m-%d}")
 
     @staticmethod
-    def _write_file(path: Path, lines: Any) -> int:
+    def _write_file(path: Path, lines: CsvFile) -> int:
         """Writes beside the target and renames at the end: an error never leaves half a file."""
         partial = path.with_name(f".{path.name}.partial")
         try:
@@ -45,8 +46,8 @@ class Command(PartnerCommand):
             raise CommandError(f"Cannot write {path}: {error.strerror}.") from None
         return lines.rows
 
-    def _write_stdout(self, lines: Any) -> int:
-        stream = self.stdout._out
+    def _write_stdout(self, lines: CsvFile) -> int:
+        stream = cast(TextIO, self.stdout._out)  # the stream OutputWrapper writes to
         binary = getattr(stream, "buffer", None)
         for block in lines:
             if binary is not None:

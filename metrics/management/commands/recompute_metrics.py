@@ -6,7 +6,7 @@ from django_scopes import scope
 
 from accounts.commands import PartnerCommand, iso_date
 from accounts.models import Partner
-from metrics.models import RecomputeRun
+from metrics.models import RecomputeRun, Trigger
 from metrics.services import GaveUp, date_range, metrics_recompute_dates, yesterday
 
 
@@ -27,7 +27,9 @@ class Command(PartnerCommand):
         for partner in partners:
             with scope(partner=partner):
                 try:
-                    metrics_recompute_dates(partner=partner, dates=dates, trigger="command", progress=self._progress)
+                    metrics_recompute_dates(
+                        partner=partner, dates=dates, trigger=Trigger.COMMAND, progress=self._progress
+                    )
                 except GaveUp as error:
                     raise CommandError(str(error)) from None
                 except Exception as error:
