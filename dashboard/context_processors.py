@@ -2,12 +2,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.roles import Action, can
+from metrics.selectors import latest_snapshot_date
 
 
 def partner_context(request: HttpRequest) -> dict[str, object]:
     """The signed-in partner, what the user may do (navigation) and how fresh its metrics are."""
-    from metrics.selectors import latest_snapshot_date  # metrics depends on accounts, not back
-
     user = getattr(request, "user", None)
     partner = getattr(request, "partner", None)
     context: dict[str, object] = {

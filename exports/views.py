@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -15,9 +16,11 @@ from django.shortcuts import redirect, render
 
 from accounts.http import PartnerRequest
 from accounts.roles import Action, require_action
+from core.pages import as_context
 from customers.selectors import customer_get, sku_choices
 from exports.forms import ReportScheduleForm
 from exports.inactive import inactive_lines
+from exports.models import ReportDelivery
 from exports.portfolio import ExportError, export_date, export_filename, grain_of, portfolio_lines
 from exports.selectors import report_delivery_list, report_schedule_get
 from metrics.filters import AnalyticsFilterForm
@@ -129,5 +132,11 @@ def report_schedule(request: PartnerRequest) -> HttpResponse:
         form.save()
         messages.success(request, "Report schedule saved.")
         return redirect("report_schedule")
-    deliveries = report_delivery_list(partner=partner)[:RECENT_DELIVERIES]
-    return render(request, "exports/report_schedule.html", {"form": form, "deliveries": deliveries})
+    deliveries = list(report_delivery_list(partner=partner)[:RECENT_DELIVERIES])
+    return render(request, "exports/report_schedule.html", as_context(ReportSchedulePage(form, deliveries)))
+
+
+@dataclass(frozen=True)
+class ReportSchedulePage:
+    form: ReportScheduleForm
+    deliveries: list[ReportDelivery]

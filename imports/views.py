@@ -1,6 +1,9 @@
 """The import pages (upload, history, a run's result) and the Data status page: how the data
 arrives and whether the metrics are current."""
 
+import datetime as dt
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -11,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.http import PartnerRequest
 from accounts.roles import Action, can, require_action
+from core.pages import as_context
 from imports import selectors
 from imports.forms import ImportForm
 from imports.models import ImportRun
@@ -40,9 +44,15 @@ def import_page(request: PartnerRequest) -> HttpResponse:
         else:
             messages.error(request, f"Import refused: {run.error_count} problem(s); nothing was written.")
         return redirect("imports:detail", run_id=run.pk)
-    history = selectors.import_run_list(partner=request.partner)[:HISTORY_LENGTH]
-    context = {"form": form, "history": history, "refused": refused}
-    return render(request, "imports/import_page.html", context)
+    history = list(selectors.import_run_list(partner=request.partner)[:HISTORY_LENGTH])
+    return render(request, "imports/import_page.html", as_context(ImportPage(form, history, refused)))
+
+
+@dataclass(frozen=True)
+class ImportPage:
+    form: ImportForm
+    history: list[ImportRun]
+    refused: str  # why an upload was refused before it was read; empty otherwise
 
 
 @require_action(Action.VIEW_INSIGHTS)
@@ -50,7 +60,12 @@ def import_detail(request: PartnerRequest, run_id: int) -> HttpResponse:
     run = selectors.import_run_get(partner=request.partner, run_id=run_id)
     if not can(request.user, Action.IMPORT_DATA):
         raise PermissionDenied
-    return render(request, "imports/import_detail.html", {"run": run})
+    return render(request, "imports/import_detail.html", as_context(ImportRunPage(run)))
+
+
+@dataclass(frozen=True)
+class ImportRunPage:
+    run: ImportRun
 
 
 def _upload_too_large(request: HttpRequest) -> str:
@@ -76,28 +91,43 @@ def data_status(request: PartnerRequest) -> HttpResponse:
     last_import = selectors.import_run_list(partner=partner).filter(status=ImportRun.Status.SUCCEEDED).first()
     last_refused = selectors.import_run_list(partner=partner).filter(status=ImportRun.Status.FAILED).first()
     last_run = runs[0] if runs else None
-    context = {
-        "runs": runs,
-        "latest": latest,
-        "expected": metrics_services.yesterday(),
-        "days_behind": (metrics_services.yesterday() - latest).days if latest else None,
-        "last_import": last_import,
-        "refused_since": last_refused
+    expected = metrics_services.yesterday()
+    page = DataStatusPage(
+        runs=runs,
+        latest=latest,
+        expected=expected,
+        days_behind=(expected - latest).days if latest else None,
+        last_import=last_import,
+        refused_since=last_refused
         if last_refused and (last_import is None or last_refused.started_at > last_import.started_at)
         else None,
-        "failures": [run for run in runs if run.status == RecomputeRun.Status.FAILED],
-        # An import newer than every recompute: its numbers are not in the metrics yet. (A
-        # succeeded run always has its end: status and end are saved together.)
-        "recompute_pending": bool(
+        failures=[run for run in runs if run.status == RecomputeRun.Status.FAILED],
+        # An import newer than every recompute is not in the metrics yet (a succeeded run has its end).
+        recompute_pending=bool(
             last_import
             and (
                 last_run is None
                 or (last_import.finished_at is not None and last_run.started_at < last_import.finished_at)
             )
         ),
-        "recompute_not_queued": bool(last_import and RECOMPUTE_NOT_QUEUED in last_import.warnings),
-    }
-    return render(request, "imports/data_status.html", context)
+        recompute_not_queued=bool(last_import and RECOMPUTE_NOT_QUEUED in last_import.warnings),
+    )
+    return render(request, "imports/data_status.html", as_context(page))
+
+
+@dataclass(frozen=True)
+class DataStatusPage:
+    """How current the partner's metrics are, and what the last imports and recomputes did."""
+
+    runs: list[RecomputeRun]
+    latest: dt.date | None
+    expected: dt.date
+    days_behind: int | None
+    last_import: ImportRun | None
+    refused_since: ImportRun | None  # a refused import newer than the last one that succeeded
+    failures: list[RecomputeRun]
+    recompute_pending: bool
+    recompute_not_queued: bool
 
 
 @require_POST

@@ -14,30 +14,30 @@ from imports.pipeline import files
 from imports.pipeline.files import FileSpec
 from imports.pipeline.issues import ImportIssue, IssueList
 
-# Stored rows are always read through the partner: `%(p)s` below.
+# Stored rows are always read through the partner: `%(partner_id)s` below.
 KNOWN_CUSTOMER = """(
     EXISTS (SELECT 1 FROM import_stage_customers k WHERE k.customer_id = {ref})
-    OR EXISTS (SELECT 1 FROM customers_customer k WHERE k.partner_id = %(p)s AND k.external_id = {ref}))"""
+    OR EXISTS (SELECT 1 FROM customers_customer k WHERE k.partner_id = %(partner_id)s AND k.external_id = {ref}))"""
 KNOWN_PRODUCT = """(
     EXISTS (SELECT 1 FROM import_stage_products k WHERE k.sku = {ref})
     OR EXISTS (SELECT 1 FROM customers_product k
-               WHERE (k.partner_id = %(p)s OR k.partner_id IS NULL) AND k.sku = {ref}))"""
+               WHERE (k.partner_id = %(partner_id)s OR k.partner_id IS NULL) AND k.sku = {ref}))"""
 KNOWN_USER = """(
     EXISTS (SELECT 1 FROM import_stage_users k WHERE k.user_id = {ref})
-    OR EXISTS (SELECT 1 FROM customers_enduser k WHERE k.partner_id = %(p)s AND k.external_id = {ref}))"""
+    OR EXISTS (SELECT 1 FROM customers_enduser k WHERE k.partner_id = %(partner_id)s AND k.external_id = {ref}))"""
 KNOWN_SUBSCRIPTION = """(
     EXISTS (SELECT 1 FROM import_stage_subscriptions k WHERE k.subscription_id = {ref})
-    OR EXISTS (SELECT 1 FROM customers_subscription k WHERE k.partner_id = %(p)s AND k.external_id = {ref}))"""
+    OR EXISTS (SELECT 1 FROM customers_subscription k WHERE k.partner_id = %(partner_id)s AND k.external_id = {ref}))"""
 
 # The customer (external id) a user / subscription will belong to after this import.
 USER_CUSTOMER = """COALESCE(
     (SELECT MIN(k.customer_id) FROM import_stage_users k WHERE k.user_id = {ref}),
     (SELECT kc.external_id FROM customers_enduser ku JOIN customers_customer kc ON kc.id = ku.customer_id
-     WHERE ku.partner_id = %(p)s AND ku.external_id = {ref}))"""
+     WHERE ku.partner_id = %(partner_id)s AND ku.external_id = {ref}))"""
 SUBSCRIPTION_CUSTOMER = """COALESCE(
     (SELECT MIN(k.customer_id) FROM import_stage_subscriptions k WHERE k.subscription_id = {ref}),
     (SELECT kc.external_id FROM customers_subscription ks JOIN customers_customer kc ON kc.id = ks.customer_id
-     WHERE ks.partner_id = %(p)s AND ks.external_id = {ref}))"""
+     WHERE ks.partner_id = %(partner_id)s AND ks.external_id = {ref}))"""
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ _USER_MOVE_BREAKS_ASSIGNMENT = Check(
     "customer_id",
     "the user keeps license assignments on subscriptions of customer '{detail}'",
     f"""SELECT s.file, s.line, s.customer_id, MIN(sc.external_id) FROM import_stage_users s
-        JOIN customers_enduser u ON u.partner_id = %(p)s AND u.external_id = s.user_id
+        JOIN customers_enduser u ON u.partner_id = %(partner_id)s AND u.external_id = s.user_id
         JOIN customers_licenseassignment a ON a.user_id = u.id
         JOIN customers_subscription sub ON sub.id = a.subscription_id
         JOIN customers_customer sc ON sc.id = sub.customer_id
@@ -101,7 +101,7 @@ _SUBSCRIPTION_MOVE_BREAKS_ASSIGNMENT = Check(
     "customer_id",
     "the subscription keeps license assignments of users of customer '{detail}'",
     f"""SELECT s.file, s.line, s.customer_id, MIN(uc.external_id) FROM import_stage_subscriptions s
-        JOIN customers_subscription sub ON sub.partner_id = %(p)s AND sub.external_id = s.subscription_id
+        JOIN customers_subscription sub ON sub.partner_id = %(partner_id)s AND sub.external_id = s.subscription_id
         JOIN customers_licenseassignment a ON a.subscription_id = sub.id
         JOIN customers_enduser u ON u.id = a.user_id
         JOIN customers_customer uc ON uc.id = u.customer_id
@@ -136,7 +136,7 @@ CHECKS: tuple[Check, ...] = (
 
 def run_checks(*, partner_id: int, issues: IssueList) -> None:
     """Adds every problem the checks find; the first few of each are listed."""
-    params = {"p": partner_id}
+    params = {"partner_id": partner_id}
     with connection.cursor() as cursor:
         for check in CHECKS:
             cursor.execute(f"SELECT COUNT(*) FROM ({check.select}) q", params)

@@ -36,7 +36,7 @@ class _Import:
 
     def execute(self, statement: str) -> list[tuple[Any, ...]]:
         with connection.cursor() as cursor:
-            cursor.execute(statement, {"p": self.partner_id})
+            cursor.execute(statement, {"partner_id": self.partner_id})
             return cursor.fetchall() if cursor.description else []
 
 
@@ -80,7 +80,7 @@ def stage_vendor_files(
 def apply_renewal_fields(*, partner_id: int) -> None:
     """After the canonical apply: the portal's auto-renew flag and billing cycle."""
     with connection.cursor() as cursor:
-        cursor.execute(sql.SET_RENEWAL_FIELDS, {"p": partner_id})
+        cursor.execute(sql.SET_RENEWAL_FIELDS, {"partner_id": partner_id})
 
 
 def _read_report(run: _Import, vendor_file: VendorFile) -> None:

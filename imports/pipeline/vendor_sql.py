@@ -5,7 +5,7 @@ them the rows of the canonical staging tables (customers, products, subscription
 assignments, activity), so the canonical checks, the atomic apply and the counts serve vendor
 files too. Only what needs stored data is done here: netting tenant totals against the partner's
 own subscriptions, the subscription an assigned product lands on, and ending assignments a
-later report no longer lists. Every statement reads stored rows through `%(p)s`, the partner,
+later report no longer lists. Every statement reads stored rows through `%(partner_id)s`, the partner,
 and runs on PostgreSQL and SQLite alike.
 """
 
@@ -105,7 +105,8 @@ TABLES = (
 UNKNOWN_FOLDERS = """
     SELECT f.customer_id, MIN(f.file) FROM import_stage_vendor_folders f
     WHERE NOT EXISTS (SELECT 1 FROM import_stage_customers k WHERE k.customer_id = f.customer_id)
-      AND NOT EXISTS (SELECT 1 FROM customers_customer k WHERE k.partner_id = %(p)s AND k.external_id = f.customer_id)
+      AND NOT EXISTS (SELECT 1 FROM customers_customer k WHERE k.partner_id = %(partner_id)s
+          AND k.external_id = f.customer_id)
     GROUP BY f.customer_id ORDER BY f.customer_id"""
 
 
@@ -131,7 +132,7 @@ ADDED_PRODUCTS = "SELECT sku, file FROM import_stage_products WHERE file <> 'pro
 PRODUCT_NAMES_BY_SKU = """
     SELECT sku, name FROM (
         SELECT sku, name, 0 AS rank FROM customers_product WHERE partner_id IS NULL
-        UNION ALL SELECT sku, name, 1 FROM customers_product WHERE partner_id = %(p)s
+        UNION ALL SELECT sku, name, 1 FROM customers_product WHERE partner_id = %(partner_id)s
         UNION ALL SELECT sku, name, 2 FROM import_stage_products WHERE sku IS NOT NULL AND name IS NOT NULL
     ) q ORDER BY rank"""
 
@@ -143,7 +144,7 @@ RESOLVE_SUBSCRIPTION_SKUS = """
          WHERE m.customer_id = v.customer_id AND m.subscription_id = v.subscription_id),
         (SELECT MIN(n.sku) FROM import_stage_vendor_product_keys n WHERE n.name_key = v.offer_key),
         (SELECT MIN(pr.sku) FROM customers_subscription s JOIN customers_product pr ON pr.id = s.product_id
-         WHERE s.partner_id = %(p)s AND s.external_id = v.subscription_id))"""
+         WHERE s.partner_id = %(partner_id)s AND s.external_id = v.subscription_id))"""
 
 # Portal subscriptions whose SKU was found, as canonical own subscriptions.
 STAGE_SUBSCRIPTIONS = """
@@ -177,14 +178,13 @@ KNOWN_SUBSCRIPTIONS_OF_CUSTOMERS = """
     FROM customers_subscription s
     JOIN customers_customer c ON c.id = s.customer_id
     JOIN customers_product pr ON pr.id = s.product_id
-    WHERE s.partner_id = %(p)s
+    WHERE s.partner_id = %(partner_id)s
       AND NOT EXISTS (SELECT 1 FROM import_stage_subscriptions k WHERE k.subscription_id = s.external_id)
       AND c.external_id IN (SELECT customer_id FROM import_stage_vendor_skus
                             UNION SELECT customer_id FROM import_stage_vendor_report_dates)"""
 
-# Tenant totals net of the partner's own subscriptions in the matching status, trials included,
-# never below 0: one `other_partner` subscription per SKU and status, with a stable id so a
-# re-import replaces it (also to 0 when nothing is left, if it was stored before).
+# Tenant totals net of the partner's own subscriptions in that status (trials included, never below
+# 0): one `other_partner` subscription per SKU and status whose stable id a re-import replaces.
 NET_TENANT_TOTALS = """
     INSERT INTO import_stage_subscriptions (file, line, subscription_id, customer_id, sku, quantity, status,
         is_trial, source, start_date, end_date)
@@ -204,7 +204,7 @@ NET_TENANT_TOTALS = """
         WHERE k.sku IS NOT NULL
     ) n
     WHERE units > own
-       OR EXISTS (SELECT 1 FROM customers_subscription t WHERE t.partner_id = %(p)s
+       OR EXISTS (SELECT 1 FROM customers_subscription t WHERE t.partner_id = %(partner_id)s
                   AND t.external_id = n.subscription_id)"""
 
 # The distinct `Assigned Products` values (few, however many users), split in Python.
@@ -274,7 +274,7 @@ STORED_OPEN_ASSIGNMENTS = """
     JOIN customers_enduser u ON u.id = a.user_id
     JOIN customers_subscription s ON s.id = a.subscription_id
     JOIN customers_product pr ON pr.id = s.product_id
-    WHERE a.partner_id = %(p)s AND a.removed_on IS NULL
+    WHERE a.partner_id = %(partner_id)s AND a.removed_on IS NULL
       AND c.external_id IN (SELECT customer_id FROM import_stage_vendor_report_dates)"""
 
 # A stored open assignment of the same user and subscription keeps its assigned_on, so a report
@@ -323,7 +323,7 @@ SET_RENEWAL_FIELDS = """
                       WHERE v.subscription_id = customers_subscription.external_id),
         billing_cycle = (SELECT COALESCE(v.billing_cycle, '') FROM import_stage_vendor_subscriptions v
                          WHERE v.subscription_id = customers_subscription.external_id)
-    WHERE partner_id = %(p)s
+    WHERE partner_id = %(partner_id)s
       AND external_id IN (SELECT subscription_id FROM import_stage_vendor_subscriptions WHERE sku IS NOT NULL)"""
 
 # The conversion, in order (the Python steps between them are in `vendor`).
