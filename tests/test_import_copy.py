@@ -1,4 +1,4 @@
-"""The COPY fast path of activity.csv (customers/importing/copy_csv.py) takes only plainly written
+"""The COPY fast path of activity.csv (imports/pipeline/copy_csv.py) takes only plainly written
 files, and an import gives exactly what the row-by-row reader gives: the same rows, counts,
 warnings and error lines, whichever path read the file."""
 
