@@ -1,7 +1,7 @@
 """The load test's short bounded form (bench/load.py is the full one): gunicorn as in production,
 20 concurrent users (each signs in and walks once, then 10 seconds of load), on a small demo
 dataset of two partners. Asserts no error, no foreign data and flat worker memory, never a timing
-(those are the README's figures)."""
+(those are in docs/security-and-reliability.md)."""
 
 from __future__ import annotations
 
