@@ -67,8 +67,10 @@ def run(args: list[str], env: dict[str, str]) -> int:
     address = args[0] if args else "127.0.0.1:8000"
     manage("migrate", "--no-input", env=env)
     manage("generate_demo_data", "--if-missing", env=env)
+    queues = "default,recompute,imports,reports"  # every queue of settings.CELERY_QUEUE_NAMES
+    celery = [str(PYTHON), "-m", "celery", "-A", "partnerinsights"]
     worker = subprocess.Popen(
-        [str(PYTHON), "-m", "celery", "-A", "partnerinsights", "worker", "--beat", "--pool=solo", "--loglevel=info"],
+        [*celery, "worker", "--beat", "--pool=solo", "-Q", queues, "--loglevel=info"],
         cwd=ROOT,
         env=env,
     )

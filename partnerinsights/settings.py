@@ -221,6 +221,15 @@ else:
         "control_folder": str(CELERY_QUEUE_DIR / "control"),
         "store_processed": False,
     }
+# Named queues, routed by task name: a worker per queue in production (docker-compose.yml), so a
+# large partner's recompute never holds an import. `dev.py run` has one worker consuming them all.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "metrics.*": {"queue": "recompute"},
+    "imports.*": {"queue": "imports"},
+    "exports.*": {"queue": "reports"},
+}
+CELERY_QUEUE_NAMES = ("default", "recompute", "imports", "reports")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True

@@ -25,6 +25,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+QUEUES = ("default", "recompute", "imports", "reports")  # settings.CELERY_QUEUE_NAMES
 
 
 def missing_binaries() -> str:
@@ -199,7 +200,7 @@ def celery_process(
 
 
 def celery_worker(
-    env: dict[str, str], log: Path, *, pool: str = "solo", concurrency: int = 1, queue: str = "celery"
+    env: dict[str, str], log: Path, *, pool: str = "solo", concurrency: int = 1, queue: str = ",".join(QUEUES)
 ) -> contextlib.AbstractContextManager[subprocess.Popen]:
     return celery_process(
         env,
@@ -210,7 +211,7 @@ def celery_worker(
         "-Q",
         queue,
         "-n",
-        f"{queue}-{os.getpid()}@%h",
+        f"{queue.replace(',', '-')}-{os.getpid()}@%h",
         "--loglevel=info",
         "--without-heartbeat",
         "--without-gossip",

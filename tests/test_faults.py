@@ -156,6 +156,7 @@ def stack() -> Stack:
         log = folder / "worker.log"
         worker_env = project_env(database_url=url, redis_url=redis_url, CELERY_QUEUE_DIR=str(folder))
         probe = Celery("faults-probe", broker=redis_url, set_as_current=False)
+        probe.conf.update(task_routes=settings.CELERY_TASK_ROUTES, task_default_queue="default")
         with celery_worker(worker_env, log, pool="prefork", concurrency=2):  # starts while the data is imported
             manage(commands, "create_partner", "alpha", "--name", "Alpha")
             staff = ("--partner", "alpha", "--email", EMAIL, "--role", "global_admin", "--password", PASSWORD)
