@@ -14,6 +14,7 @@ matrix of SPEC §4).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from contextlib import ExitStack
 from functools import cached_property
@@ -25,9 +26,13 @@ from django.views import defaults
 from django_scopes import scope
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import Direction, OpenApiResponse
-from rest_framework import filters, pagination, permissions, serializers, viewsets
+from redis.exceptions import RedisError
+from rest_framework import filters, pagination, permissions, serializers, throttling, viewsets
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from typing_extensions import TypeVar
+
+logger = logging.getLogger(__name__)
 
 # The partner model, which this base cannot name (it knows no app): views say which it is,
 # `PartnerViewSet[Partner]`; left out, it is any model.
@@ -60,6 +65,28 @@ class RoleAllows(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.has_perm(view.required_action))
+
+
+class PartnerRateThrottle(throttling.ScopedRateThrottle):
+    """Requests per user and kind of endpoint, counted in the shared cache (Redis when configured):
+    the view's `throttle_scope`, else `read` for GET/HEAD/OPTIONS and `upload` for the rest. Rates
+    are `REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`; over the rate, DRF answers 429 with Retry-After."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        safe = request.method in permissions.SAFE_METHODS
+        self.scope = getattr(view, "throttle_scope", None) or ("read" if safe else "upload")
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        try:
+            return throttling.SimpleRateThrottle.allow_request(self, request, view)
+        except (RedisError, OSError):
+            # The cache down must not take the API down with it: count nothing until it is back.
+            logger.warning("API throttle not applied: the cache does not answer", exc_info=True)
+            return True
+
+    def get_rate(self) -> str | None:
+        rates: Mapping[str, Any] = api_settings.DEFAULT_THROTTLE_RATES  # per request: settings may change
+        return str(rates[self.scope]) if self.scope else None
 
 
 class Pagination(pagination.PageNumberPagination):
@@ -101,6 +128,8 @@ class PartnerViewSet(viewsets.GenericViewSet[Any], Generic[PartnerT]):
     required_action: ClassVar[str]  # an accounts.roles.Action: each view names the one it needs
     request: TenantRequest[PartnerT]
     permission_classes = [RoleAllows]
+    throttle_classes = [PartnerRateThrottle]
+    throttle_scope: ClassVar[str | None] = None  # None: by method (PartnerRateThrottle)
     pagination_class = Pagination
     filter_backends = [OrderingFilter]
     ordering_fields: ClassVar[list[str]] = []
@@ -169,10 +198,19 @@ VALIDATION_ERRORS = {
 }
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "Seconds to wait before this kind of request is accepted again.",
+    }
+}
+
+
 class PartnerAutoSchema(AutoSchema):
     """Documents what the base view answers besides success, on every operation: 401 without
-    credentials, 403 for a role that may not, 404 for another partner's (or no) object or a page
-    past the end, 400 for an invalid query string or body; and the view's query parameters."""
+    credentials, 403 for a role that may not, 404 for another partner's (or no) object, a page past
+    the end or a date without a snapshot, 400 for an invalid query string or body, 429 over the
+    user's rate (with Retry-After); and the view's query parameters."""
 
     def get_override_parameters(self) -> list[Any]:
         query = self._query_serializer()
@@ -185,11 +223,17 @@ class PartnerAutoSchema(AutoSchema):
                 # drf-spectacular leaves this method unannotated (untyped_calls_exclude matches by
                 # the receiver's class, this subclass, so it does not cover it).
                 responses[code] = self._get_response_for_code(body, code, direction=direction)  # type: ignore[no-untyped-call]
+        if direction == "response":
+            responses["429"] = {**responses["429"], "headers": RETRY_AFTER}
         return responses
 
     def _query_serializer(self) -> type[serializers.Serializer[Any]] | None:
         listing = getattr(self.view, "action", None) == "list"
         return getattr(self.view, "query_serializer_class", None) if listing else None
+
+    def _takes_dates(self) -> bool:
+        query = self._query_serializer()
+        return query is not None and "as_of" in query().fields
 
     def _error_bodies(self) -> dict[str, OpenApiResponse]:
         errors = {
@@ -197,11 +241,16 @@ class PartnerAutoSchema(AutoSchema):
             "403": OpenApiResponse(ErrorSerializer, description="The user's role may not do this; nothing changed."),
         }
         if "{" in self.path or getattr(self.view, "action", None) == "list":
-            errors["404"] = OpenApiResponse(
-                ErrorSerializer, description="No such object of this partner (another partner's too), or no such page."
-            )
+            missing = "No such object of this partner (another partner's too), or no such page."
+            if self._takes_dates():
+                missing += " Or no snapshot on the date asked for: the message names the latest date with one."
+            errors["404"] = OpenApiResponse(ErrorSerializer, description=missing)
         if self.method != "GET" or self._query_serializer():
             errors["400"] = OpenApiResponse(VALIDATION_ERRORS, description="Invalid query parameters or fields.")
+        errors["429"] = OpenApiResponse(
+            ErrorSerializer,
+            description="Too many requests of this kind by this user (every token and session of theirs together).",
+        )
         return errors
 
 

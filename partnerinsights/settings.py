@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Pages and API answers to a signed-in user hold partner data: no cache may keep them.
+    "core.cache_control.PrivateNoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -258,6 +260,21 @@ CELERY_BEAT_SCHEDULE = {
     "scheduled-reports": {"task": "exports.send_scheduled_reports", "schedule": daily_at(REPORTS_AT)},
 }
 
+# The shared cache (API throttle counters): Redis when REDIS_URL is set, so every web process counts
+# the same requests; CACHE_URL picks another database than the broker's. Else this process's memory.
+CACHE_URL = os.environ.get("CACHE_URL", "") or REDIS_URL
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "pi-cache",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # The REST API (/api/): tokens first, so an anonymous request is a 401 with
 # `WWW-Authenticate: Bearer`; the browser's session works too (with CSRF on unsafe methods).
 REST_FRAMEWORK = {
@@ -270,6 +287,12 @@ REST_FRAMEWORK = {
     # JSON only: no browsable API pages (their forms and inline scripts) to secure as well.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Per user and kind of endpoint (core.api.PartnerRateThrottle), counted in the shared cache.
+    "DEFAULT_THROTTLE_RATES": {
+        "read": os.environ.get("API_THROTTLE_READ", "600/minute"),
+        "upload": os.environ.get("API_THROTTLE_UPLOAD", "30/hour"),
+        "schema": os.environ.get("API_THROTTLE_SCHEMA", "60/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Partner Insights API",

@@ -264,9 +264,9 @@ FOREIGN_QUERIES = [
     ("/analytics/?as_of={day}", 200),
     ("/analytics/export.csv?customer={customer}&customer_id={customer}", 200),
     ("/api/customers/{own}/metrics/sku/?sku={sku}", 200),
-    ("/api/customers/{own}/metrics/sku/?as_of={day}", 200),
+    ("/api/customers/{own}/metrics/sku/?as_of={day}", 404),
     ("/api/portfolio/?from={day}&to={day}", 200),
-    ("/api/inactive-users/?as_of={day}", 200),
+    ("/api/inactive-users/?as_of={day}", 404),
 ]
 NOWHERE = {"sku": "NOSUCHSKU", "day": (YESTERDAY - dt.timedelta(days=4)).isoformat(), "customer": 999999}
 

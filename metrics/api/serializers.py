@@ -51,41 +51,106 @@ COUNT_ORDERING = ["as_of", "entitled_users", "active_users"]
 LICENSE_ORDERING = ["sold_licenses", "own_sold_licenses", "assigned_licenses"]
 INSIGHT_FAMILY_CHOICES = [(family.value, family.label) for family in INSIGHT_FAMILIES]
 
+# SPEC §2 in one line per number, as the schema describes them. "Counted": an active, non-trial
+# subscription within its start and end dates; the window: the 28 days as_of-27 … as_of.
+AS_OF = "The snapshot's date; activity counts over the 28-day window as_of-27 … as_of."
+DEPLOYMENT = "100 × assigned_licenses / sold_licenses, one decimal; null when sold_licenses is 0."
+USAGE = "100 × active_users / entitled_users, one decimal (may pass 100); null when entitled_users is 0."
+SKU_TEXTS = {
+    "as_of": AS_OF,
+    "sold_licenses": "Seats of the counted subscriptions of this SKU, from every source (all partners and direct).",
+    "own_sold_licenses": "Seats of the counted subscriptions of this SKU sold by this partner (source own).",
+    "assigned_licenses": (
+        "Assignments current at as_of, active or suspended, on counted subscriptions of this SKU "
+        "(a user with two counts twice)."
+    ),
+    "entitled_users": (
+        "Total users: distinct users with an active assignment current at as_of on a counted subscription of this SKU."
+    ),
+    "active_users": (
+        "Distinct users holding an assignment of this SKU (any subscription, any state) overlapping the window, "
+        "with activity in the window on a workload the SKU includes."
+    ),
+}
+FAMILY_TEXTS = {
+    "as_of": AS_OF,
+    "sold_licenses": "Sum of sold_licenses over the family's SKUs (seats of counted subscriptions, every source).",
+    "own_sold_licenses": "Sum of own_sold_licenses over the family's SKUs (seats sold by this partner).",
+    "assigned_licenses": "Sum of assigned_licenses over the family's SKUs (assignments, active or suspended).",
+    "entitled_users": "Distinct entitled users over the family's SKUs: a user with two of its SKUs counts once.",
+    "active_users": "Distinct active users over the family's SKUs: a user with two of its SKUs counts once.",
+}
+PORTFOLIO_TEXTS = {
+    "as_of": AS_OF,
+    "customers": "Customers of this partner with numbers in this family on that date.",
+    **{
+        name: f"Sum over the partner's customers of their family-grain {name}."
+        for name in ["sold_licenses", "own_sold_licenses", "assigned_licenses", "entitled_users", "active_users"]
+    },
+}
+WORKLOAD_TEXTS = {
+    "as_of": AS_OF,
+    "workload": "The workload; only SKUs of the office365 and dynamics365 families count here.",
+    "entitled_users": (
+        "Distinct users with an active assignment current at as_of on a counted subscription of a SKU "
+        "that includes this workload."
+    ),
+    "active_users": (
+        "Distinct users active on this workload in the window who hold an assignment of a SKU including it "
+        "overlapping the window; for yammer, every user with Yammer activity."
+    ),
+}
+FAMILY = "Product family (office365 or dynamics365; other families are not shown)."
+
+
+def described(texts: dict[str, str]) -> dict[str, dict[str, str]]:
+    """`Meta.extra_kwargs` giving model fields their help text (the schema's description)."""
+    return {name: {"help_text": text} for name, text in texts.items()}
+
 
 class SkuSnapshotSerializer(serializers.ModelSerializer[SkuSnapshot]):
-    sku = serializers.CharField(read_only=True)
-    sku_name = serializers.CharField(read_only=True)
-    product_family = serializers.ChoiceField(choices=INSIGHT_FAMILY_CHOICES, read_only=True)
-    deployment_pct = PercentField()
-    usage_pct = PercentField()
+    sku = serializers.CharField(read_only=True, help_text="The SKU (part number), e.g. ENTERPRISEPACK.")
+    sku_name = serializers.CharField(read_only=True, help_text="The SKU's product name.")
+    product_family = serializers.ChoiceField(choices=INSIGHT_FAMILY_CHOICES, read_only=True, help_text=FAMILY)
+    deployment_pct = PercentField(help_text=DEPLOYMENT)
+    usage_pct = PercentField(help_text=USAGE)
 
     class Meta:
         model = SkuSnapshot
         fields = ["as_of", "product_family", "sku", "sku_name", *LICENSES]
+        extra_kwargs = described(SKU_TEXTS)
 
 
 class WorkloadSnapshotSerializer(serializers.ModelSerializer[WorkloadSnapshot]):
-    usage_pct = PercentField()
+    usage_pct = PercentField(help_text=USAGE)
 
     class Meta:
         model = WorkloadSnapshot
         fields = ["as_of", "workload", *USERS]
+        extra_kwargs = described(WORKLOAD_TEXTS)
 
 
 class FamilySnapshotSerializer(serializers.ModelSerializer[FamilySnapshot]):
-    product_family = serializers.ChoiceField(source="family", choices=INSIGHT_FAMILY_CHOICES, read_only=True)
-    deployment_pct = PercentField()
-    usage_pct = PercentField()
+    product_family = serializers.ChoiceField(
+        source="family", choices=INSIGHT_FAMILY_CHOICES, read_only=True, help_text=FAMILY
+    )
+    deployment_pct = PercentField(help_text=f"{DEPLOYMENT} From the sums, never averaged.")
+    usage_pct = PercentField(help_text=f"{USAGE} From the distinct counts, never averaged.")
 
     class Meta:
         model = FamilySnapshot
         fields = ["as_of", "product_family", *LICENSES]
+        extra_kwargs = described(FAMILY_TEXTS)
 
 
 class PortfolioSnapshotSerializer(FamilySnapshotSerializer):
+    deployment_pct = PercentField(help_text=f"{DEPLOYMENT} A ratio of the sums, not a mean of ratios.")
+    usage_pct = PercentField(help_text=f"{USAGE} A ratio of the sums, not a mean of ratios.")
+
     class Meta:
         model = PortfolioSnapshot
         fields = ["as_of", "product_family", "customers", *LICENSES]
+        extra_kwargs = described(PORTFOLIO_TEXTS)
 
 
 class RecomputeRunSerializer(serializers.ModelSerializer[RecomputeRun]):
@@ -123,7 +188,10 @@ class InactiveUserSerializer(serializers.Serializer[Any]):
 
 
 class InactiveQuerySerializer(serializers.Serializer[Any]):
-    as_of = serializers.DateField(required=False, help_text="The date (YYYY-MM-DD). Default: the latest snapshot date.")
+    as_of = serializers.DateField(
+        required=False,
+        help_text="The date (YYYY-MM-DD); one without a snapshot is a 404. Default: the latest snapshot date.",
+    )
     days = serializers.ChoiceField(
         choices=InactivityDays.choices,
         required=False,
@@ -134,12 +202,17 @@ class InactiveQuerySerializer(serializers.Serializer[Any]):
 class DatesQuerySerializer(serializers.Serializer[Any]):
     """`?as_of=`, or `?from=&to=` (both included); neither: the latest snapshot date."""
 
-    as_of = serializers.DateField(required=False, help_text="One date (YYYY-MM-DD). Default: the latest snapshot date.")
+    as_of = serializers.DateField(
+        required=False,
+        help_text="One date (YYYY-MM-DD); one without a snapshot is a 404. Default: the latest snapshot date.",
+    )
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
         # "from" is a Python keyword, so these two cannot be declared as class attributes.
-        fields["from"] = serializers.DateField(required=False, help_text="First date of a range, included.")
+        fields["from"] = serializers.DateField(
+            required=False, help_text="First date of a range, included; dates without a snapshot have no rows."
+        )
         fields["to"] = serializers.DateField(required=False, help_text="Last date of a range, included.")
         return fields
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 from rest_framework import mixins
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -34,9 +36,21 @@ from metrics.api.serializers import (
 from metrics.models import FamilySnapshot, PortfolioSnapshot, RecomputeRun, SkuSnapshot, WorkloadSnapshot
 
 
+def require_snapshot(*, partner: Partner, as_of: dt.date | None) -> None:
+    """A date asked for must have a snapshot, as for the CSV downloads: else a 404 naming the
+    latest date that has one. Not asking (None) means the latest date, and is always fine."""
+    if as_of is None or selectors.snapshot_date_exists(partner=partner, as_of=as_of):
+        return
+    latest = selectors.latest_snapshot_date(partner=partner)
+    if latest is None:
+        raise NotFound(f"No snapshot for {as_of:%Y-%m-%d}; there is no metric snapshot yet.")
+    raise NotFound(f"No snapshot for {as_of:%Y-%m-%d}; the latest date with one is {latest:%Y-%m-%d}.")
+
+
 class SnapshotViewSet(mixins.ListModelMixin, PartnerViewSet[Partner]):
     """Snapshots of the dates asked for (`?as_of=`, `?from=&to=`, default the latest snapshot
-    date); a date without a snapshot has no rows. `query_filters` maps query fields to lookups."""
+    date). An `as_of` without a snapshot is a 404; a range may hold dates without one (they have
+    no rows). `query_filters` maps query fields to lookups."""
 
     required_action = Action.VIEW_INSIGHTS
     query_filters: ClassVar[dict[str, str]] = {}
@@ -45,11 +59,13 @@ class SnapshotViewSet(mixins.ListModelMixin, PartnerViewSet[Partner]):
 
     def partner_queryset(self, partner: Partner) -> QuerySet[Any]:
         params = self.params
+        owner = row_owner(self)  # the customer first: another partner's is a 404 whatever the date
+        require_snapshot(partner=partner, as_of=params.get("as_of"))
         span = selectors.snapshot_span(
             partner=partner, as_of=params.get("as_of"), first=params.get("from"), last=params.get("to")
         )
         lookups = {lookup: params[field] for field, lookup in self.query_filters.items() if field in params}
-        return self.snapshot_list(partner=partner, span=span, **row_owner(self)).filter(**lookups)
+        return self.snapshot_list(partner=partner, span=span, **owner).filter(**lookups)
 
 
 class SkuMetricsViewSet(SnapshotViewSet, CustomerRowsViewSet):
@@ -104,7 +120,7 @@ class PortfolioViewSet(SnapshotViewSet):
 class InactiveUserViewSet(PartnerViewSet[Partner]):
     """Inactive licensed users (SPEC §8): users entitled at `as_of` with no activity on any
     workload of their licenses in the last `days` days, never-active users included; sorted by
-    customer name, then user principal name."""
+    customer name, then user principal name. An `as_of` without a snapshot is a 404."""
 
     required_action = Action.VIEW_INSIGHTS
     model = EndUser
@@ -114,13 +130,14 @@ class InactiveUserViewSet(PartnerViewSet[Partner]):
     def list(self, request: Request, **kwargs: Any) -> Response:
         # One raw SQL statement that takes the partner (and the customer looked up inside it),
         # not a queryset: the base's get_queryset has nothing to filter here.
-        partner, params = self.partner, self.params
+        partner, params, customer = self.partner, self.params, customer_of(self)
+        require_snapshot(partner=partner, as_of=params.get("as_of"))
         as_of = params.get("as_of") or selectors.latest_snapshot_date(partner=partner)
         days = params.get("days") or selectors.insight_settings(partner=partner).inactivity_days
         rows = (
             []
             if as_of is None
-            else selectors.inactive_user_list(partner=partner, as_of=as_of, days=days, customer=customer_of(self))
+            else selectors.inactive_user_list(partner=partner, as_of=as_of, days=days, customer=customer)
         )
         page = self.paginate_queryset(list(rows))  # type: ignore[arg-type]  # DRF pages any sequence
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
