@@ -1,0 +1,168 @@
+"""The deployment files, checked as files: no container engine runs here (`docker` is a client
+only, images cannot be pulled), so `docker-compose.yml` is read with PyYAML and checked for the
+promises of docs/operations.md, as are the Dockerfile, .dockerignore, gunicorn's configuration and
+.env.example. tests/test_proxy.py runs the proxy configuration and gunicorn's for real.
+"""
+
+from __future__ import annotations
+
+import re
+import runpy
+
+import pytest
+import yaml
+from axes.helpers import get_client_ip_address
+from django.conf import settings
+from django.test import RequestFactory
+
+from tests.processes import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict] = COMPOSE["services"]
+APP_SERVICES = {name for name, service in SERVICES.items() if service.get("image") == "partnerinsights:latest"}
+
+
+def command_of(service: dict) -> str:
+    command = service.get("command", "")
+    return " ".join(command) if isinstance(command, list) else command
+
+
+def env_example() -> dict[str, str]:
+    """Every variable .env.example names, set or commented out, with its value."""
+    pairs = re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    return dict(pairs)
+
+
+def test_the_services_are_the_documented_ones():
+    workers = {"worker-recompute", "worker-imports", "worker-reports", "worker-default"}
+    assert set(SERVICES) == {"proxy", "migrate", "web", "beat", "db", "redis", *workers}
+    assert {"migrate", "web", "beat", *workers} == APP_SERVICES
+
+
+def test_every_long_running_service_has_a_healthcheck_and_restarts():
+    for name, service in SERVICES.items():
+        if name == "migrate":
+            continue  # a one-off: compose waits for it to exit, not to be healthy
+        assert service["restart"] == "unless-stopped", name
+        test = service["healthcheck"]["test"]
+        assert test[0] in {"CMD", "CMD-SHELL"}, name
+        assert len(test) > 1, name
+    assert SERVICES["db"]["healthcheck"]["test"][1] == "pg_isready"
+    assert SERVICES["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "ping"]
+    assert "http://127.0.0.1:8000/healthz" in " ".join(SERVICES["web"]["healthcheck"]["test"])
+    assert "/proxy-health" in " ".join(SERVICES["proxy"]["healthcheck"]["test"])
+    assert "/proc/1/cmdline" in " ".join(SERVICES["beat"]["healthcheck"]["test"])
+
+
+def test_migrations_run_once_before_anything_that_reads_the_database():
+    migrate = SERVICES["migrate"]
+    assert command_of(migrate) == "python manage.py migrate --no-input"
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
+    for name in APP_SERVICES - {"migrate"}:
+        assert SERVICES[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert "migrate" not in command_of(SERVICES[name]), name
+    assert SERVICES["proxy"]["depends_on"] == {"web": {"condition": "service_healthy"}}
+
+
+def test_exactly_one_beat_and_one_worker_per_named_queue():
+    beats = [name for name, service in SERVICES.items() if re.search(r"\bbeat\b|\s-B\b|--beat", command_of(service))]
+    assert beats == ["beat"]
+    assert SERVICES["beat"]["deploy"]["replicas"] == 1
+    queues = {}
+    for name, service in SERVICES.items():
+        found = re.search(r"celery -A partnerinsights worker -Q (\S+) -n (\w+)@%h", command_of(service))
+        if found:
+            queues[found[1]] = name
+            assert found[1] == found[2], name  # the node is named after its queue,
+            assert f"inspect ping -d {found[2]}@$$HOSTNAME" in service["healthcheck"]["test"][1], name  # and pinged
+    assert set(queues) == set(settings.CELERY_QUEUE_NAMES)  # each queue exactly once (one -Q name each)
+
+
+def test_uploads_are_a_volume_shared_by_the_web_and_the_imports_worker():
+    for name in APP_SERVICES:
+        assert SERVICES[name]["environment"]["MEDIA_ROOT"] == "/data/media", name
+    sharing = {name for name, service in SERVICES.items() if "media:/data/media" in service.get("volumes", [])}
+    assert sharing == {"web", "worker-imports"}
+    assert "media" in COMPOSE["volumes"]
+
+
+def test_only_the_proxy_is_published_and_the_cache_is_apart_from_the_broker():
+    published = {name for name, service in SERVICES.items() if service.get("ports")}
+    assert published == {"proxy"}
+    environment = SERVICES["web"]["environment"]
+    assert environment["REDIS_URL"] != environment["CACHE_URL"]
+    mounts = SERVICES["proxy"]["volumes"]
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in mounts
+    assert "./deploy/certs:/etc/nginx/certs:ro" in mounts
+
+
+def test_env_example_lists_every_variable_with_placeholders_only():
+    example = env_example()
+    read = set(
+        re.findall(r"""(?:environ\.get\(|environ\[|env_bool\(|env_list\()\s*["']([A-Z][A-Z0-9_]+)""", _sources())
+    )
+    read |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text()))
+    read |= {name for service in SERVICES.values() for name in service.get("environment", {})}
+    read -= {"POSTGRES_DB"}  # the database image's own, fixed in the file
+    assert read - set(example) == set()
+    assert "change-me" in example["SECRET_KEY"]
+    assert "change-me" in example["POSTGRES_PASSWORD"]
+    assert example["DEBUG"] == "false"
+
+
+def _sources() -> str:
+    files = [ROOT / "partnerinsights" / "settings.py", ROOT / "partnerinsights" / "gunicorn.conf.py"]
+    return "\n".join(path.read_text() for path in files)
+
+
+def test_sign_in_throttling_reads_the_client_the_proxy_names(settings):
+    """As deploy/nginx.conf sends it (X-Forwarded-For overwritten with the client's address), with
+    .env.example's AXES_IPWARE_PROXY_COUNT applied as settings.py applies it."""
+    settings.AXES_IPWARE_PROXY_COUNT = int(env_example()["AXES_IPWARE_PROXY_COUNT"])
+    settings.AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    proxied = RequestFactory().get("/", HTTP_X_FORWARDED_FOR="203.0.113.9", REMOTE_ADDR="172.30.0.5")
+    assert get_client_ip_address(proxied) == "203.0.113.9"
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in (ROOT / "deploy" / "nginx.conf").read_text()
+
+
+def test_the_image_runs_as_a_user_without_build_tools_or_local_files():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE) == ["python:3.11-slim"]
+    users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert not re.search(r"apt-get install|build-essential|gcc", dockerfile)
+    assert "DEBUG=false SECRET_KEY=collectstatic-only-not-used-at-runtime python manage.py collectstatic" in dockerfile
+    assert 'CMD ["gunicorn", "--config", "partnerinsights/gunicorn.conf.py", "partnerinsights.wsgi"]' in dockerfile
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    needed = {".env", "db.sqlite3*", ".venv", "var/", "media/", ".git", "**/__pycache__", "bench/results", "tests/"}
+    assert needed | {"deploy/certs/", ".pytest_cache", ".hypothesis", "staticfiles/"} <= ignored
+    assert not {"requirements.txt", "manage.py", "partnerinsights", "partnerinsights/", "static/"} & ignored
+
+
+def test_gunicorn_config_suits_the_workload():
+    config = runpy.run_path(str(ROOT / "partnerinsights" / "gunicorn.conf.py"))
+    assert config["worker_class"] == "sync"  # behind the buffering proxy (tests/test_proxy.py)
+    assert config["workers"] >= 2
+    assert 30 <= config["timeout"] < _proxy_read_timeout()
+    assert config["graceful_timeout"] > 0
+    assert config["max_requests"] > 0
+    assert 0 < config["max_requests_jitter"] < config["max_requests"]
+    assert (config["accesslog"], config["errorlog"]) == ("-", "-")
+    assert config["forwarded_allow_ips"]
+
+
+def _proxy_read_timeout() -> int:
+    return int(re.search(r"proxy_read_timeout (\d+)s;", (ROOT / "deploy" / "nginx.conf").read_text())[1])
+
+
+def test_the_proxys_body_limit_is_the_upload_limit():
+    limit = re.search(r"client_max_body_size (\d+)m;", (ROOT / "deploy" / "nginx.conf").read_text())
+    assert int(limit[1]) * 1024 * 1024 == settings.IMPORT_MAX_UPLOAD_BYTES
+
+
+@pytest.mark.parametrize("path", ["deploy/certs/README.md", "deploy/nginx.conf", ".env.example"])
+def test_the_files_the_docs_name_exist(path):
+    assert (ROOT / path).is_file()
+    assert f"`{path}`" in (ROOT / "docs" / "operations.md").read_text()
