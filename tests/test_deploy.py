@@ -1,13 +1,24 @@
 """The deployment files, checked as files: no container engine runs here (`docker` is a client
 only, images cannot be pulled), so `docker-compose.yml` is read with PyYAML and checked for the
 promises of docs/operations.md, as are the Dockerfile, .dockerignore, gunicorn's configuration and
-.env.example. tests/test_proxy.py runs the proxy configuration and gunicorn's for real.
+.env.example. The workers' and beat's health check commands run against real Celery processes;
+tests/test_proxy.py runs the proxy configuration and gunicorn's for real.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import runpy
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,7 +26,7 @@ from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.test import RequestFactory
 
-from tests.processes import ROOT
+from tests.processes import ROOT, celery_process, private_folder, private_redis, project_env, wait_for
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict] = COMPOSE["services"]
@@ -146,7 +157,7 @@ def test_gunicorn_config_suits_the_workload():
     assert config["worker_class"] == "sync"  # behind the buffering proxy (tests/test_proxy.py)
     assert config["workers"] >= 2
     assert 30 <= config["timeout"] < _proxy_read_timeout()
-    assert config["graceful_timeout"] > 0
+    assert 0 < config["graceful_timeout"] < int(SERVICES["web"]["stop_grace_period"].removesuffix("s"))
     assert config["max_requests"] > 0
     assert 0 < config["max_requests_jitter"] < config["max_requests"]
     assert (config["accesslog"], config["errorlog"]) == ("-", "-")
@@ -166,3 +177,75 @@ def test_the_proxys_body_limit_is_the_upload_limit():
 def test_the_files_the_docs_name_exist(path):
     assert (ROOT / path).is_file()
     assert f"`{path}`" in (ROOT / "docs" / "operations.md").read_text()
+
+
+# --- the workers' and beat's health checks, run against real processes -------------------------------
+
+needs_redis = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+
+
+def compose_command(service: str) -> list[str]:
+    """The service's command as the container runs it, compose's `${VAR:-default}` taken as the default."""
+    command = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", command_of(SERVICES[service]))
+    words = shlex.split(command)
+    assert words[:3] == ["celery", "-A", "partnerinsights"]
+    return words[3:]
+
+
+def healthcheck(service: str, env: dict[str, str], *, pid: int | None = None, ping_timeout: int | None = None) -> int:
+    """The service's health check command, run here (as CMD-SHELL or CMD); its exit status."""
+    kind, *test = SERVICES[service]["healthcheck"]["test"]
+    if pid is not None:  # in the container the service is PID 1
+        test = [part.replace("/proc/1/", f"/proc/{pid}/") for part in test]
+    if ping_timeout is not None:  # waiting for a node that will not answer: not 10 s
+        test = [part.replace("--timeout 10", f"--timeout {ping_timeout}") for part in test]
+    argv = ["/bin/sh", "-c", test[0].replace("$$", "$")] if kind == "CMD-SHELL" else test
+    argv = [sys.executable if word == "python" else word for word in argv]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=60).returncode
+
+
+@pytest.fixture
+def celery_env() -> Iterator[dict[str, str]]:
+    with private_redis() as url, private_folder() as folder:
+        env = project_env(database_url=f"sqlite:///{folder / 'unused.sqlite3'}", redis_url=url)
+        bin_folder = str(Path(sys.executable).parent)  # `celery` as on the image's PATH
+        yield {
+            **env,
+            "CELERY_QUEUE_DIR": str(folder),
+            "HOSTNAME": socket.gethostname(),
+            "PATH": f"{bin_folder}:/usr/bin:/bin",
+        }
+
+
+WORKERS = ["worker-recompute", "worker-imports", "worker-reports", "worker-default"]
+
+
+@needs_redis
+def test_each_workers_health_check_pings_its_own_node(celery_env, tmp_path):
+    with contextlib.ExitStack() as running:
+        logs = {service: tmp_path / f"{service}.log" for service in WORKERS}
+        workers = {
+            service: running.enter_context(celery_process(celery_env, log, *compose_command(service)))
+            for service, log in logs.items()
+        }
+        for service, log in logs.items():
+            wait_for(lambda log=log: "ready." in log.read_text(), timeout=60, what=service, log=log)
+        assert [healthcheck(service, celery_env) for service in WORKERS] == [0, 0, 0, 0]
+
+        workers["worker-recompute"].send_signal(signal.SIGTERM)  # a warm shutdown: it stops answering
+        workers["worker-recompute"].wait(timeout=30)
+        assert healthcheck("worker-recompute", celery_env, ping_timeout=2) != 0
+        assert healthcheck("worker-default", celery_env) == 0  # its node was never the one answering
+
+
+@needs_redis
+def test_the_beat_health_check_is_a_process_check(celery_env, tmp_path):
+    log = tmp_path / "beat.log"
+    with celery_process(celery_env, log, *compose_command("beat")) as beat:
+        wait_for(lambda: "beat: Starting" in log.read_text(), timeout=60, what="beat", log=log)
+        assert healthcheck("beat", celery_env, pid=beat.pid) == 0
+        os.kill(beat.pid, signal.SIGSTOP)
+        try:
+            assert healthcheck("beat", celery_env, pid=beat.pid) != 0
+        finally:
+            os.kill(beat.pid, signal.SIGCONT)
