@@ -178,6 +178,17 @@ def test_a_reset_lifts_the_lock(staff, committed):
     assert attempt(member.email, NEW_PASSWORD).logged_in
 
 
+def test_a_forged_host_never_makes_a_reset_link(staff, committed):
+    """Links take the request's host, which must be an allowed one: a forged Host (or
+    X-Forwarded-Host) cannot point a victim's link at the attacker."""
+    data = {"email": staff[Role.SALES_AGENT].email}
+    assert committed(Client().post, "/accounts/password/reset/", data, HTTP_HOST="evil.example").status_code == 400
+    committed(Client().post, "/accounts/password/reset/", data, HTTP_X_FORWARDED_HOST="evil.example")
+    (message,) = mail.outbox
+    assert "evil.example" not in message.body
+    assert "http://testserver/accounts/reset/" in message.body
+
+
 def test_a_deactivated_member_gets_no_reset_email(staff, committed):
     member = staff[Role.SALES_AGENT]
     services.staff_update(member=member, role=member.role, is_active=False)
