@@ -326,7 +326,7 @@ def email_settings(url: str) -> dict[str, Any]:
     }
     if url:
         parsed = environ.Env.email_url_config(url)
-        if parsed["EMAIL_FILE_PATH"]:
+        if parsed["EMAIL_BACKEND"].endswith(".filebased.EmailBackend") and parsed["EMAIL_FILE_PATH"]:
             parsed["EMAIL_FILE_PATH"] = "/" + parsed["EMAIL_FILE_PATH"]  # django-environ drops the root
         config.update({name: value for name, value in parsed.items() if name in config and value not in {None, ""}})
     return config
