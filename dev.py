@@ -17,6 +17,7 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -75,6 +76,7 @@ def run(args: list[str], env: dict[str, str]) -> int:
         env=env,
     )
     print(f"\nPartner Insights runs at http://{address}/ (Ctrl+C stops it)\n{DEMO_LOGINS}", file=sys.stderr)
+    print(mail_destination(env), file=sys.stderr)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             manage("runserver", "--noreload", address, env=env)
@@ -82,6 +84,14 @@ def run(args: list[str], env: dict[str, str]) -> int:
         worker.terminate()
         worker.wait(timeout=30)
     return 0
+
+
+def mail_destination(env: dict[str, str]) -> str:
+    """Where mail goes, as partnerinsights/settings.py decides it, without the credentials."""
+    url = urlsplit(env.get("EMAIL_URL", ""))
+    if not url.scheme:
+        return f"  Mail (invitations, password resets) is written to files in {ROOT / 'var' / 'mail'}/\n"
+    return f"  Mail goes to {url.scheme}://{url.hostname or ''}{url.path if url.scheme == 'filemail' else ''}\n"
 
 
 # The checks before the tests, in order; the first that fails stops the run.

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.roles import Action, Role, can
@@ -26,11 +27,16 @@ class Partner(models.Model):
         return self.name
 
 
+def normalise_email(email: str) -> str:
+    """The stored form of a sign-in address: stripped and lower-cased, so its case never matters."""
+    return email.strip().lower()
+
+
 class StaffUserManager(BaseUserManager["StaffUser"]):
     # Deliberately unscoped: authentication looks users up before any partner is known.
     # Views list staff through accounts.selectors, which always take the partner.
     def create_user(self, email: str, password: str | None = None, **fields: Any) -> StaffUser:
-        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user = self.model(email=normalise_email(email), **fields)
         user.set_password(password)
         user.full_clean(exclude=["password"])
         user.save(using=self._db)
@@ -40,6 +46,10 @@ class StaffUserManager(BaseUserManager["StaffUser"]):
         """A platform operator: no partner, works in Django's admin only."""
         fields.update(is_staff=True, is_superuser=True, partner=None, role="")
         return self.create_user(email, password, **fields)
+
+    def get_by_natural_key(self, username: str | None) -> StaffUser:
+        """Sign-in ignores the address's case (SPEC §5: users log in with their email)."""
+        return self.get(email__iexact=normalise_email(username or ""))
 
 
 class StaffUser(AbstractBaseUser, PermissionsMixin):
@@ -71,10 +81,22 @@ class StaffUser(AbstractBaseUser, PermissionsMixin):
                 condition=(Q(partner__isnull=False) & Q(role__in=Role.values))
                 | (Q(partner__isnull=True) & Q(role="") & Q(is_superuser=True)),
             ),
+            # Addresses are stored lower-case; this keeps two spellings of one from ever coexisting.
+            models.UniqueConstraint(Lower("email"), name="staff_email_unique_ignoring_case"),
         ]
 
     def __str__(self) -> str:
         return self.email
+
+    @classmethod
+    def normalize_username(cls, username: str) -> str:
+        return normalise_email(super().normalize_username(username))
+
+    @property
+    def awaits_first_sign_in(self) -> bool:
+        """Never signed in: an account from the old invitation flow or `create_staff`, to whom
+        an invitation (a link to choose a password) can be sent again."""
+        return self.is_active and self.last_login is None
 
     @property
     def display_name(self) -> str:
@@ -113,3 +135,44 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Invitation(models.Model):
+    """An invitation to join a partner's staff, pending until the person accepts it through the
+    emailed link by choosing a password, which creates their account.
+
+    Deliberately unscoped like the user model: the link finds its invitation before any partner
+    is known. Pages reach invitations through accounts.selectors, which require the partner.
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    full_name = models.CharField(max_length=200, blank=True)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    invited_by = models.ForeignKey(StaffUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the latest email left.")
+    # A resend increments it: the links of earlier emails stop working.
+    link_version = models.PositiveIntegerField(default=1)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(StaffUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                "partner",
+                Lower("email"),
+                condition=Q(accepted_at__isnull=True, cancelled_at__isnull=True),
+                name="one_pending_invitation_per_address",
+            ),
+            models.CheckConstraint(name="invitation_role_is_a_role", condition=Q(role__in=Role.values)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.partner})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.cancelled_at is None

@@ -32,6 +32,13 @@ class Member(Protocol):
     def is_authenticated(self) -> bool: ...
 
 
+class Invited(Protocol):
+    """What the role matrix reads of an invitation (accounts.models.Invitation)."""
+
+    role: str
+    partner_id: int
+
+
 class Role(models.TextChoices):
     GLOBAL_ADMIN = "global_admin", "Global admin"
     USER_ADMIN = "user_admin", "User management admin"
@@ -45,7 +52,7 @@ class Action(enum.StrEnum):
     IMPORT_DATA = "import_data"
     TRIGGER_RECOMPUTE = "trigger_recompute"
     EDIT_SETTINGS = "edit_settings"  # recommendation thresholds, prices, excluded SKUs
-    MANAGE_STAFF = "manage_staff"  # invite, change role, deactivate
+    MANAGE_STAFF = "manage_staff"  # invite, resend, change role, deactivate, unlock
 
 
 _ALL = frozenset(Role)
@@ -89,6 +96,11 @@ def can_manage_member(actor: Member, member: Member, new_role: str | None = None
     if actor.pk == member.pk:
         return False  # nobody changes their own role or deactivates themselves
     return can_grant(actor, member.role) and (new_role is None or can_grant(actor, new_role))
+
+
+def can_manage_invitation(actor: Member, invitation: Invited) -> bool:
+    """Whether `actor` may resend or cancel an invitation of their partner: only who may grant its role."""
+    return actor.partner_id == invitation.partner_id and can_grant(actor, invitation.role)
 
 
 def require_action(

@@ -6,9 +6,11 @@ Celery broker on the local file system, so a fresh clone works without services.
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
@@ -96,6 +98,13 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # Plain-text email bodies: rendered without HTML escaping (`<` stays `<`), never served as pages.
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "NAME": "text",
+        "DIRS": [BASE_DIR / "templates" / "email"],
+        "OPTIONS": {"autoescape": False},
+    },
 ]
 
 DATABASES = {
@@ -134,7 +143,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # no banner on stdout: commands write CSV there (SPEC §5)
 AXES_USERNAME_FORM_FIELD = "username"
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The lockout is keyed on the address as stored (stripped, lower-case): changing its case neither
+# escapes nor splits a lock. The lockout page says when the lock ends.
+AXES_USERNAME_CALLABLE = "accounts.lockout.username"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.response"
 if os.environ.get("AXES_IPWARE_PROXY_COUNT"):
     AXES_IPWARE_PROXY_COUNT = int(os.environ["AXES_IPWARE_PROXY_COUNT"])
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
@@ -315,7 +327,46 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+PASSWORD_RESET_TIMEOUT = 24 * 3600  # a reset link works once, for a day
+
+
+MAIL_DIR = BASE_DIR / "var" / "mail"
+
+
+def email_settings(url: str) -> dict[str, Any]:
+    """Django's EMAIL_* settings from one URL (`smtp+tls://user:pass@host:587`, `consolemail://`,
+    `filemail:///abs/path`). Without a URL, mail is written to files under var/mail/, so no
+    password link ever lands in a log."""
+    config: dict[str, Any] = {
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(MAIL_DIR),
+        "EMAIL_HOST": "localhost",
+        "EMAIL_PORT": 25,
+        "EMAIL_HOST_USER": "",
+        "EMAIL_HOST_PASSWORD": "",
+        "EMAIL_USE_TLS": False,
+        "EMAIL_USE_SSL": False,
+    }
+    if url:
+        parsed = environ.Env.email_url_config(url)
+        if parsed["EMAIL_BACKEND"].endswith(".filebased.EmailBackend") and parsed["EMAIL_FILE_PATH"]:
+            parsed["EMAIL_FILE_PATH"] = "/" + parsed["EMAIL_FILE_PATH"]  # django-environ drops the root
+        config.update({name: value for name, value in parsed.items() if name in config and value not in {None, ""}})
+    return config
+
+
+if os.environ.get("EMAIL_BACKEND") and not os.environ.get("EMAIL_URL"):
+    raise ImproperlyConfigured("EMAIL_BACKEND is no longer read: set EMAIL_URL (see the README).")
+_email = email_settings(os.environ.get("EMAIL_URL", ""))
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
+EMAIL_HOST = _email["EMAIL_HOST"]
+EMAIL_PORT = _email["EMAIL_PORT"]
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = 10  # seconds; a stuck SMTP server fails the task, which retries
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "partner-insights@localhost")
 
 LOGGING = {

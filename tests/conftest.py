@@ -12,7 +12,7 @@ from django.test import Client
 from django_scopes import scope, scopes_disabled
 
 from accounts import services as account_services
-from accounts.models import Partner, StaffUser
+from accounts.models import Invitation, Partner, StaffUser
 from accounts.roles import Role
 from customers.models import Activity
 from imports.models import ImportRun
@@ -133,7 +133,8 @@ def admin_client(staff) -> Client:
 @pytest.fixture
 def bravo(other_partner) -> dict:
     """Partner B's data, carrying the marker and the same external ids as partner A's, with
-    published metric snapshots, settings, an import run, a staff member and an API token."""
+    published metric snapshots, settings, an import run, a staff member, an API token and a pending
+    invitation."""
     customer = factories.CustomerFactory(partner=other_partner, external_id="C1", name=f"{MARKER}Customer")
     subscription = factories.SubscriptionFactory(
         customer=customer, external_id="S1", quantity=50, end_date=SNAPSHOT_DATE + dt.timedelta(days=10)
@@ -152,4 +153,14 @@ def bravo(other_partner) -> dict:
     )
     staff = staff_for(other_partner, Role.SALES_AGENT)
     token, _ = account_services.api_token_create(user=staff, name=f"{MARKER}token")
-    return {"customer": customer, "run": run, "staff": staff, "recompute": recompute, "token": token}
+    invitation = Invitation.objects.create(
+        partner=other_partner, email="invitee@bravo.example", role=Role.SALES_AGENT, full_name=f"{MARKER}Invitee"
+    )
+    return {
+        "customer": customer,
+        "run": run,
+        "staff": staff,
+        "recompute": recompute,
+        "token": token,
+        "invitation": invitation,
+    }

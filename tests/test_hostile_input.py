@@ -18,7 +18,7 @@ from django.utils.html import escape
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from accounts.models import StaffUser
+from accounts.models import Invitation, StaffUser
 from accounts.roles import Role
 from customers.models import Customer
 from imports.models import ImportRun
@@ -198,6 +198,7 @@ def marked(partner, staff) -> dict:
     assert run.status == "succeeded", run.errors
     metrics_recompute(partner=partner, as_of=SNAPSHOT_DATE, trigger="nightly")
     StaffUser.objects.filter(pk=staff[Role.SALES_AGENT].pk).update(full_name=f"Sam {PAYLOAD}")
+    Invitation.objects.create(partner=partner, email="nia@alpha.example", role=Role.SALES_AGENT, full_name=PAYLOAD)
     client = client_for(staff[Role.GLOBAL_ADMIN])
     bad = {
         f"{PAYLOAD}.csv": "x",

@@ -8,11 +8,14 @@ import io
 import zipfile
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
-from accounts.models import ApiToken
+from accounts import services
+from accounts.models import ApiToken, Invitation
 from accounts.roles import Role
 from customers.models import Customer
 from exports.models import ReportSchedule
@@ -47,6 +50,13 @@ MATRIX: dict[str, set[Role]] = {
     "invite_staff": {GA, UA},
     "change_staff_role": {GA, UA},
     "deactivate_staff": {GA, UA},
+    "resend_staff_invitation": {GA, UA},
+    "unlock_staff": {GA, UA},
+    "resend_invitation": {GA, UA},
+    "cancel_invitation": {GA, UA},
+    "request_password_reset": {GA, UA, AA, SA},
+    "open_password_reset_pages": {GA, UA, AA, SA},
+    "accept_invitation": {GA, UA, AA, SA},  # the emailed link is the credential, whoever holds it
     "api_view_customers": {GA, UA, AA, SA},
     "api_view_metrics": {GA, UA, AA, SA},
     "api_list_imports": {GA, AA},
@@ -78,6 +88,8 @@ def _state() -> tuple:
         ApiToken.objects.count(),
         list(ReportSchedule.objects.values_list("cadence", "grain")),
         sorted(ReportSchedule.recipients.through.objects.values_list("staffuser__email", flat=True)),
+        sorted(Invitation.objects.values_list("email", "link_version", "cancelled_at", "accepted_at")),
+        AccessAttempt.objects.count(),
     )
 
 
@@ -122,7 +134,30 @@ def _act(action: str, client, world: dict):
         return client.post(f"/staff/{target.pk}/", {"role": "admin_agent", "is_active": "on"})
     if action == "deactivate_staff":
         return client.post(f"/staff/{target.pk}/", {"role": target.role, "is_active": ""})
-    return _act_api(action, client, customer)
+    return _act_accounts(action, client, world)
+
+
+def _act_accounts(action: str, client, world: dict):
+    target, invitation = world["target"], world["invitation"]
+    if action == "resend_staff_invitation":
+        return client.post(f"/staff/{target.pk}/resend/")
+    if action == "unlock_staff":
+        return client.post(f"/staff/{target.pk}/unlock/")
+    if action == "resend_invitation":
+        return client.post(f"/staff/invitations/{invitation.pk}/resend/")
+    if action == "cancel_invitation":
+        return client.post(f"/staff/invitations/{invitation.pk}/cancel/")
+    if action == "request_password_reset":
+        return client.post("/accounts/password/reset/", {"email": target.email})
+    if action == "open_password_reset_pages":
+        assert client.get("/accounts/password/reset/").status_code == 200
+        assert client.get("/accounts/password/reset/sent/").status_code == 200
+        return client.get("/accounts/reset/done/")
+    if action == "accept_invitation":
+        client.get(f"/accounts/invitation/{services.invitation_token(invitation)}/")
+        password = "a-New-pass-2024!"
+        return client.post("/accounts/invitation/accept/", {"new_password1": password, "new_password2": password})
+    return _act_api(action, client, world["customer"])
 
 
 def _act_api(action: str, client, customer):
@@ -151,7 +186,18 @@ def world(partner, staff):
     factories.SubscriptionFactory(customer=customer)
     metrics_recompute(partner=partner, as_of=SNAPSHOT_DAY, trigger="nightly")  # something to export
     target = StaffUser.objects.create_user("target@alpha.example", "x-Very-long-pass-1", partner=partner, role=SA)
-    return {"customer": customer, "target": target, "staff": staff}
+    invitation = services.invitation_create(
+        partner=partner, email="invitee@alpha.example", role=SA, invited_by=staff[GA]
+    )
+    lock_out(target.email)
+    return {"customer": customer, "target": target, "staff": staff, "invitation": invitation}
+
+
+def lock_out(email: str, address: str = "10.9.9.9") -> None:
+    """The sign-in lock django-axes records after too many failures of `email` from `address`."""
+    AccessAttempt.objects.create(
+        username=email, ip_address=address, user_agent="", failures_since_start=5, get_data="", post_data=""
+    )
 
 
 @pytest.mark.parametrize("action", sorted(MATRIX))
@@ -164,6 +210,7 @@ def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
     if role in MATRIX[action]:
         assert response.status_code in {200, 201, 302}, response.content[:500]
         changes = ("import", "api_import", "invite", "change", "deactivate", "trigger", "edit", "manage_own")
+        changes += ("resend", "unlock", "cancel", "request_password_reset", "accept")
         if action.startswith(changes):
             assert _state() != before  # the allowed action did something
     else:
@@ -186,6 +233,10 @@ def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
         "/analytics/",
         "/analytics/export.csv",
         "/analytics/inactive.csv",
+        "/staff/1/resend/",
+        "/staff/1/unlock/",
+        "/staff/invitations/1/resend/",
+        "/staff/invitations/1/cancel/",
     ],
 )
 def test_anonymous_page_requests_redirect_to_login(client, path):
@@ -251,23 +302,67 @@ class TestUserManagementAdminLimits:
         assert world["target"].role == GA
 
 
-def test_invitation_mails_a_link_that_sets_the_password(world, django_capture_on_commit_callbacks):
+def test_invitation_mails_a_link_that_creates_the_account(world, django_capture_on_commit_callbacks):
     client = client_for(world["staff"][GA])
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/staff/invite/", {"email": "New.Person@Alpha.example", "role": "admin_agent"})
-    invited = StaffUser.objects.get(email="new.person@alpha.example")
-    assert (invited.partner, invited.role, invited.has_usable_password()) == (world["customer"].partner, AA, False)
+    assert not StaffUser.objects.filter(email="new.person@alpha.example").exists()  # pending until accepted
     (message,) = mail.outbox
-    link = next(line.strip() for line in message.body.splitlines() if "/accounts/reset/" in line)
-    path = link.split("testserver", 1)[1]
-    anonymous = client_for(world["staff"][SA])
-    anonymous.logout()
-    form_page = anonymous.get(path, follow=True)
-    assert form_page.status_code == 200
-    anonymous.post(
-        form_page.redirect_chain[-1][0], {"new_password1": "a-New-pass-2024!", "new_password2": "a-New-pass-2024!"}
+    link = next(line.strip() for line in message.body.splitlines() if "/accounts/invitation/" in line)
+    stranger = Client()
+    form_page = stranger.get(link.split("testserver", 1)[1], follow=True)
+    assert "Join Alpha Partners" in form_page.content.decode()
+    password = "a-New-pass-2024!"
+    stranger.post(form_page.redirect_chain[-1][0], {"new_password1": password, "new_password2": password})
+    invited = StaffUser.objects.get(email="new.person@alpha.example")
+    assert (invited.partner, invited.role) == (world["customer"].partner, AA)
+    assert log_in(Client(), "new.person@alpha.example", password)
+
+
+class TestInvitationsAndLocksFollowTheRoles:
+    """Resending, cancelling and unlocking are for those who may manage that person: a User
+    management admin never for a Global admin (403, nothing sent or changed)."""
+
+    @pytest.fixture
+    def boss(self, world):
+        boss = StaffUser.objects.create_user("boss@alpha.example", None, partner=world["customer"].partner, role=GA)
+        lock_out(boss.email)
+        invitation = services.invitation_create(
+            partner=boss.partner, email="next.boss@alpha.example", role=GA, invited_by=world["staff"][GA]
+        )
+        return {"member": boss, "invitation": invitation}
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/staff/{member}/resend/",
+            "/staff/{member}/unlock/",
+            "/staff/invitations/{invitation}/resend/",
+            "/staff/invitations/{invitation}/cancel/",
+        ],
     )
-    assert log_in(anonymous, "new.person@alpha.example", "a-New-pass-2024!")
+    def test_a_user_management_admin_cannot_touch_a_global_admins_access(
+        self, world, boss, path, django_capture_on_commit_callbacks
+    ):
+        before = _state()
+        url = path.format(member=boss["member"].pk, invitation=boss["invitation"].pk)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client_for(world["staff"][UA]).post(url)
+        assert response.status_code == 403
+        assert _state() == before
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client_for(world["staff"][GA]).post(url).status_code == 302
+        assert _state() != before
+
+    def test_the_staff_page_offers_only_what_the_role_may_do(self, world, boss):
+        page = client_for(world["staff"][UA]).get("/staff/").content.decode()
+        assert f"/staff/{world['target'].pk}/unlock/" in page
+        assert f"/staff/invitations/{world['invitation'].pk}/resend/" in page
+        assert f"/staff/{boss['member'].pk}/unlock/" not in page
+        assert f"/staff/{boss['member'].pk}/resend/" not in page
+        assert f"/staff/invitations/{boss['invitation'].pk}/resend/" not in page
+        assert "boss@alpha.example" in page  # listed, with its lock, but not offered
+        assert page.count("locked out until") == 2
 
 
 def test_deactivated_staff_cannot_log_in_and_their_session_ends(world):

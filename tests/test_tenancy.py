@@ -7,6 +7,7 @@ it fails `test_every_route_is_covered`, so nobody has to remember to add its ten
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 
 import pytest
@@ -16,7 +17,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django_scopes import ScopeError, scope
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, Invitation
 from accounts.roles import Role
 from customers.models import Customer, Product
 from metrics.models import SkuSetting
@@ -43,11 +44,19 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "staff:list": None,
     "staff:invite": None,
     "staff:edit": lambda b: {"staff_id": b["staff"].pk},
+    "staff:resend": lambda b: {"staff_id": b["staff"].pk},
+    "staff:unlock": lambda b: {"staff_id": b["staff"].pk},
+    "staff:invitation_resend": lambda b: {"invitation_id": b["invitation"].pk},
+    "staff:invitation_cancel": lambda b: {"invitation_id": b["invitation"].pk},
     "login": None,
     "logout": None,
     "password_change": None,
     "password_change_done": None,
+    "password_reset": None,
+    "password_reset_done": None,
     "password_reset_confirm": None,  # a signed token, not a tenant object
+    "password_reset_complete": None,
+    "invitation_accept": None,  # a signed token, not a tenant object
     "api_tokens": None,
     "api_token_revoke": lambda b: {"token_id": b["token"].pk},
     "api:schema": None,
@@ -134,6 +143,9 @@ def test_other_partners_objects_are_404(alpha_client, bravo, name, auth, method)
     bravo["staff"].refresh_from_db()
     assert bravo["staff"].is_active  # the POST changed nothing
     assert ApiToken.objects.get(pk=bravo["token"].pk).revoked_at is None
+    invitation = Invitation.objects.get(pk=bravo["invitation"].pk)
+    assert (invitation.cancelled_at, invitation.link_version) == (None, 1)
+    assert mail.outbox == []
 
 
 PAGE_LISTS = [
@@ -305,11 +317,30 @@ def test_settings_naming_another_partners_sku_store_nothing_for_it(alpha_admin, 
 
 
 def test_inviting_another_partners_staff_takes_nothing_over(alpha_admin, bravo, django_capture_on_commit_callbacks):
+    """The invite form answers for another partner's address exactly as for a new one (a pending
+    invitation); that address's owner is told, in a plain email naming no partner, that it
+    cannot be accepted; their account is untouched."""
     member = bravo["staff"]
-    with django_capture_on_commit_callbacks(execute=True):
-        response = alpha_admin.post("/staff/invite/", {"email": member.email.upper(), "role": "global_admin"})
-    assert response.status_code == 200  # the form says the address is taken
-    assert MARKER not in response.content.decode()
+
+    def invite(email: str) -> tuple:
+        """What the inviter sees: the redirects, the message and the address's row on the staff page."""
+        with django_capture_on_commit_callbacks(execute=True):
+            response = alpha_admin.post("/staff/invite/", {"email": email, "role": "global_admin"}, follow=True)
+        html = response.content.decode()
+        for varying in (r"\d{4}-\d\d-\d\d \d\d:\d\d", r"invitations/\d+/", r'name="csrfmiddlewaretoken" value="\w+"'):
+            html = re.sub(varying, "VARIES", html)
+        message = re.search(r'<ul class="messages">.*?</ul>', html, re.S).group(0)
+        row = re.search(rf"<tr>\s*<td>{re.escape(email.lower())}</td>.*?</tr>", html, re.S).group(0)
+        return response.redirect_chain, message.replace(email.lower(), "ADDRESS"), row.replace(email.lower(), "ADDRESS")
+
+    assert invite(member.email.upper()) == invite("nobody.yet@elsewhere.example")
     member.refresh_from_db()
     assert (member.partner_id, member.role, member.is_active) == (bravo["customer"].partner_id, "sales_agent", True)
-    assert mail.outbox == []
+    notice, invitation = mail.outbox
+    assert (notice.to, invitation.to) == ([member.email], ["nobody.yet@elsewhere.example"])
+    assert "already has a Partner Insights account" in notice.body
+    for text in (notice.subject, notice.body):
+        assert "Alpha" not in text
+        assert MARKER not in text
+        assert "/accounts/" not in text
+    assert "/accounts/invitation/" in invitation.body
