@@ -12,6 +12,8 @@ import django_stubs_ext
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from core.observability import init_sentry, logging_config
+
 # Django classes the type stubs make generic (ModelAdmin[Partner], ModelForm[...]) get a
 # no-op __class_getitem__, so the annotated code runs.
 django_stubs_ext.monkeypatch(include_builtins=False)
@@ -53,6 +55,8 @@ INSTALLED_APPS = [
     "csp",
     "rest_framework",
     "drf_spectacular",
+    "django_structlog",
+    "core",
     "accounts",
     "customers",
     "metrics",
@@ -62,12 +66,17 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes and the metrics scrape answer by any host over plain HTTP (core/probes.py).
+    "core.probes.ProbeMiddleware",
+    "partnerinsights.monitoring.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: binds request_id, user_id and partner_id to the request's log lines.
+    "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -133,6 +142,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # no banner on stdout: commands write CSV there (SPEC §5)
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_STR_CALLABLE = "core.observability.axes_client_str"  # log lines name no email
 if os.environ.get("AXES_IPWARE_PROXY_COUNT"):
     AXES_IPWARE_PROXY_COUNT = int(os.environ["AXES_IPWARE_PROXY_COUNT"])
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
@@ -295,9 +305,23 @@ SPECTACULAR_SETTINGS = {
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "partner-insights@localhost")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-}
+# Logs: one JSON object per line in production, readable lines in development (core/observability.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "console" if DEBUG else "json")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
+DJANGO_STRUCTLOG_CELERY_ENABLED = True  # tasks carry the request's ids; workers bind task_id
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # addresses are personal data; the proxy's access log has them
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Error reports: to Sentry when SENTRY_DSN is set, without personal data.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "development" if DEBUG else "production"),
+        release=os.environ.get("SENTRY_RELEASE") or None,
+    )
+
+# The Prometheus endpoint /metrics (partnerinsights/monitoring.py): off unless a token is set.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`).")
