@@ -4,8 +4,9 @@ import logging.config
 import os
 from pathlib import Path
 
-from celery import Celery
-from celery.signals import setup_logging
+import structlog
+from celery import Celery, Task
+from celery.signals import setup_logging, task_postrun
 from django.conf import settings
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
@@ -22,6 +23,14 @@ app.steps["worker"].add(DjangoStructLogInitStep)
 def _structured_logging(**kwargs: object) -> None:
     """Workers and beat log as the web does (settings.LOGGING), not in Celery's own format."""
     logging.config.dictConfig(settings.LOGGING)
+
+
+@task_postrun.connect
+def _forget_task_context(task: Task, **kwargs: object) -> None:
+    """A worker's lines between tasks (beat, shutdown) carry no finished task's id; an eager
+    task keeps the context of the request that ran it."""
+    if not task.request.is_eager:
+        structlog.contextvars.clear_contextvars()
 
 
 @app.on_after_configure.connect

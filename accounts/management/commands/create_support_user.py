@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.commands import PartnerCommand
-from accounts.operators import SUPPORT_GROUP, support_user_create
+from accounts.operators.services import SUPPORT_GROUP, support_user_create
 
 
 class Command(PartnerCommand):

@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.commands import PartnerCommand
-from accounts.offboarding import partner_data_counts, partner_offboard
+from accounts.operators.offboarding import partner_data_counts, partner_offboard
 
 
 class Command(PartnerCommand):
