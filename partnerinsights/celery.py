@@ -3,6 +3,7 @@
 import logging.config
 import os
 from pathlib import Path
+from typing import Any
 
 import structlog
 from celery import Celery, Task
@@ -26,7 +27,7 @@ def _structured_logging(**kwargs: object) -> None:
 
 
 @task_postrun.connect
-def _forget_task_context(task: Task, **kwargs: object) -> None:
+def _forget_task_context(task: Task[Any, Any], **kwargs: object) -> None:
     """A worker's lines between tasks (beat, shutdown) carry no finished task's id; an eager
     task keeps the context of the request that ran it."""
     if not task.request.is_eager:
