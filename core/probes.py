@@ -68,6 +68,8 @@ def check_database() -> str:
         return "ok"
     finally:
         wrapper.close()
+        # The migration recorder reads through this thread's own `default` connection.
+        connections.close_all()
 
 
 def check_broker() -> str:

@@ -22,7 +22,7 @@ from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper,
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django_scopes import scopes_disabled
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -148,6 +148,8 @@ class MetricsMiddleware:
             refused = HttpResponse("A metrics token is required.\n", status=401, content_type="text/plain")
             refused["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return refused
-        response = HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+        response = HttpResponse(
+            exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4
+        )  # what Prometheus 2 and 3 both read
         response["Cache-Control"] = "no-store"
         return response
