@@ -12,6 +12,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -40,6 +42,16 @@ PARTNER_STAFF_FIELDSETS = [
 ]
 
 
+class OperatorCreationForm(AdminUserCreationForm):
+    """The admin adds operators only: no partner, no role, staff (read-only support) or superuser."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not (cleaned.get("is_staff") or cleaned.get("is_superuser")):
+            raise ValidationError("An operator is staff (read-only support, with the support group) or a superuser.")
+        return cleaned
+
+
 @admin.register(StaffUser)
 class StaffUserAdmin(UserAdmin[StaffUser]):  # type: ignore[type-var]  # django-stubs bounds UserAdmin to AbstractUser
     ordering = ["email"]
@@ -49,6 +61,7 @@ class StaffUserAdmin(UserAdmin[StaffUser]):  # type: ignore[type-var]  # django-
     search_fields = ["email", "full_name"]
     filter_horizontal = ["groups"]
     actions = ["deactivate"]
+    add_form = OperatorCreationForm
     # Adding here makes operators only; partner staff come from invitations or `create_staff`.
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["email", "is_staff", "is_superuser", "password1", "password2"]})
