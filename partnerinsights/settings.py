@@ -134,7 +134,7 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Lock an account *from one address* after 5 failures for 15 minutes: nobody can guess on or lock
-# everybody out. Behind a proxy, AXES_IPWARE_PROXY_COUNT reads the client from X-Forwarded-For.
+# everybody out. Behind proxies, AXES_IPWARE_PROXY_COUNT says how to read the client (core/clients.py).
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -143,9 +143,9 @@ AXES_VERBOSE = False  # no banner on stdout: commands write CSV there (SPEC §5)
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_CLIENT_STR_CALLABLE = "core.observability.axes_client_str"  # log lines name no email
-if os.environ.get("AXES_IPWARE_PROXY_COUNT"):
-    AXES_IPWARE_PROXY_COUNT = int(os.environ["AXES_IPWARE_PROXY_COUNT"])
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# The proxies in front that append to X-Forwarded-For (core/clients.py reads the client from it).
+TRUSTED_PROXY_COUNT = int(os.environ.get("AXES_IPWARE_PROXY_COUNT") or "0")
+AXES_CLIENT_IP_CALLABLE = "core.clients.client_address"
 
 # Content Security Policy: scripts only from our own static files (charts are drawn by
 # static/js/charts.js from JSON data, never inline). plotly.js sets inline styles on its SVG.
