@@ -121,8 +121,13 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "formatters": {"structured": formatter(log_format)},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},
-        # Django's own request logger would repeat what django-structlog logs for each request.
-        "loggers": {"django.request": {"level": "ERROR"}, "django.server": {"level": "WARNING"}},
+        "loggers": {
+            # Through the root handler only: Django's own console handler would print every line twice.
+            "django": {"handlers": [], "level": "INFO", "propagate": True},
+            # Django's request logger would repeat what django-structlog logs for each request.
+            "django.request": {"level": "ERROR"},
+            "django.server": {"level": "WARNING"},
+        },
     }
 
 
