@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
@@ -26,6 +30,8 @@ from imports.models import ImportRun
 from metrics.models import InsightSettings
 from tests.conftest import PASSWORD, client_for, log_in
 from tests.processes import ROOT
+
+SERVER_URL = os.environ.get("DATABASE_URL", "")
 
 
 @pytest.fixture
@@ -246,9 +252,35 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def test_the_migration_clears_admin_flags_of_partner_users_and_keeps_operators(tmp_path: Path):
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.postgresql,
+                pytest.mark.skipif(not SERVER_URL.startswith("postgres"), reason="needs the PostgreSQL server (CI)"),
+            ],
+        ),
+    ]
+)
+def empty_database(request, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database: an SQLite file, or one on the run's PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    else:
+        name, server = f"pi_admin_{secrets.token_hex(6)}", urlsplit(SERVER_URL)
+        with psycopg.connect(server._replace(path="/postgres").geturl(), autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                yield server._replace(path=f"/{name}").geturl()
+            finally:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_migration_clears_admin_flags_of_partner_users_and_keeps_operators(empty_database: str, tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "REDIS_"))}
-    env.update(DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", CELERY_QUEUE_DIR=str(tmp_path))
+    env.update(DEBUG="true", DATABASE_URL=empty_database, CELERY_QUEUE_DIR=str(tmp_path))
     _manage(env, "migrate", "accounts", "0002", "-v", "0")
     insert = (
         "from django.db import connection; c = connection.cursor(); "
@@ -265,3 +297,12 @@ def test_the_migration_clears_admin_flags_of_partner_users_and_keeps_operators(t
     assert _manage(env, "shell", "-v", "0", "-c", flags).strip() == (
         "[('member@p.example', False, False), ('root@platform.example', True, True)]"
     )
+    group = (
+        "from django.contrib.auth.models import Group, Permission; "
+        "views = set(Permission.objects.filter(codename__startswith='view_').values_list('pk', flat=True)); "
+        f"held = set(Group.objects.get(name='{SUPPORT_GROUP}').permissions.values_list('pk', flat=True)); "
+        "print(held == views, len(held))"
+    )
+    held = _manage(env, "shell", "-v", "0", "-c", group).split()
+    assert held[0] == "True"
+    assert int(held[1]) > 20  # every model's view permission, and only those
