@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import ApiToken, Partner, StaffUser
+from accounts.operators.services import support_group_sync
 from accounts.services import api_token_revoke, staff_update
 
 
@@ -66,6 +67,11 @@ class StaffUserAdmin(UserAdmin[StaffUser]):  # type: ignore[type-var]  # django-
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["email", "is_staff", "is_superuser", "password1", "password2"]})
     ]
+
+    def save_model(self, request: HttpRequest, obj: StaffUser, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change and not obj.is_superuser:  # a new support account: read-only from the start
+            obj.groups.add(support_group_sync())
 
     def get_fieldsets(self, request: HttpRequest, obj: StaffUser | None = None) -> Any:
         if obj is None:

@@ -99,6 +99,7 @@ def test_the_admin_adds_operators_only(operator_client, partner):
     assert response.status_code == 302, response.content.decode()[:3000]
     added = StaffUser.objects.get(email="helper@platform.example")
     assert (added.partner, added.role, added.is_staff, added.is_superuser) == (None, "", True, False)
+    assert [group.name for group in added.groups.all()] == [SUPPORT_GROUP]  # read-only from the start
     refused = operator_client.post(
         "/admin/accounts/staffuser/add/", {**form, "email": "x@platform.example", "is_staff": ""}
     )
