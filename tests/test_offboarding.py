@@ -27,7 +27,7 @@ from metrics.services import metrics_recompute
 from tests import factories
 from tests.conftest import PASSWORD, SNAPSHOT_DATE, log_in, tenant_tables
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the catalog
 
 
 def populate(slug: str, *, customers: int) -> Partner:
