@@ -55,7 +55,8 @@ class StaffUserManager(BaseUserManager["StaffUser"]):
 class StaffUser(AbstractBaseUser, PermissionsMixin):
     """A person working for one partner, with one role (SPEC §4); logs in by email.
 
-    Platform operators (superusers) have no partner and no role: they use Django's admin.
+    Platform operators have no partner and no role: they use Django's admin, as superusers or as
+    read-only support accounts (staff in the "Support (read-only)" group, `create_support_user`).
     """
 
     email = models.EmailField(unique=True)
@@ -75,11 +76,19 @@ class StaffUser(AbstractBaseUser, PermissionsMixin):
     class Meta:
         ordering = ["email"]
         constraints = [
-            # Partner staff always have a role; operators have neither partner nor role.
+            # Partner staff always have a role; operators (Django's admin only) have neither a
+            # partner nor a role, and are staff (read-only support) or superusers.
             models.CheckConstraint(
                 name="staff_partner_has_role",
                 condition=(Q(partner__isnull=False) & Q(role__in=Role.values))
-                | (Q(partner__isnull=True) & Q(role="") & Q(is_superuser=True)),
+                | (Q(partner__isnull=True) & Q(role="") & (Q(is_staff=True) | Q(is_superuser=True))),
+                violation_error_message="A partner's staff have a role; operators have no partner and no role.",
+            ),
+            # The admin's flags are for operators only: a partner's user never sees other partners.
+            models.CheckConstraint(
+                name="partner_staff_not_operators",
+                condition=Q(partner__isnull=True) | (Q(is_staff=False) & Q(is_superuser=False)),
+                violation_error_message="A partner's staff cannot be staff or superusers of the admin.",
             ),
             # Addresses are stored lower-case; this keeps two spellings of one from ever coexisting.
             models.UniqueConstraint(Lower("email"), name="staff_email_unique_ignoring_case"),

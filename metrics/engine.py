@@ -10,12 +10,12 @@ readers never see a half-written day. PostgreSQL and SQLite run the same stateme
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from django.conf import settings
 from django.db import connection, models
 
@@ -47,7 +47,7 @@ from metrics.models import (
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 INACTIVITY_DAYS = sorted(InactivityDays.values)  # the periods of SPEC §8, shortest first
 LOOKBACK_DAYS = max(WINDOW_DAYS, INACTIVITY_DAYS[-1])  # how far back a date's snapshots read activity
@@ -364,8 +364,18 @@ def compute_date(*, partner_id: int, as_of: dt.date) -> None:
             columns = ", ".join(f"{name} {kind}" for name, kind in work_table.columns.items())
             cursor.execute(f"DROP TABLE IF EXISTS {work_table.name}")
             cursor.execute(f"CREATE TEMPORARY TABLE {work_table.name} ({columns})")
+        started, deleted = time.monotonic(), 0
         for table in SNAPSHOT_TABLES:
             cursor.execute(f"DELETE FROM {table} WHERE partner_id = %(partner_id)s AND as_of = %(as_of)s", params)
+            deleted += max(cursor.rowcount, 0)
+        logger.info(
+            "recompute_phase",
+            phase="delete",
+            partner_id=partner_id,
+            as_of=as_of.isoformat(),
+            rows=deleted,
+            duration_ms=_ms_since(started),
+        )
         for step in STEPS:
             _run(cursor, step, params, partner_id=partner_id, as_of=as_of)
         for work_table in WORK_TABLES:
@@ -375,9 +385,19 @@ def compute_date(*, partner_id: int, as_of: dt.date) -> None:
 def _run(cursor: CursorWrapper, step: Step, params: dict[str, Any], *, partner_id: int, as_of: dt.date) -> None:
     started = time.monotonic()
     cursor.execute(step.sql(connection.vendor), params)
-    rows, seconds = cursor.rowcount, time.monotonic() - started
-    logger.info("%s of partner %s at %s: %d rows in %.3f s", step.name, partner_id, as_of, rows, seconds)
+    logger.info(
+        "recompute_phase",
+        phase=step.name,
+        partner_id=partner_id,
+        as_of=as_of.isoformat(),
+        rows=cursor.rowcount,
+        duration_ms=_ms_since(started),
+    )
     if isinstance(step.target, WorkTable) and connection.vendor == "postgresql":
         # Autovacuum never analyzes temporary tables: without statistics the planner guesses a
         # few rows and joins them by nested loops.
         cursor.execute(f"ANALYZE {step.table}")
+
+
+def _ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

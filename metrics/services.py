@@ -8,10 +8,10 @@ published (snapshots and its ledger row) in one transaction, so readers never se
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Callable, Iterable
 
+import structlog
 from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -21,7 +21,7 @@ from core.db import partner_lock, partner_try_lock
 from metrics import engine
 from metrics.models import InsightSettings, RecomputeRun, SkuSetting, Trigger
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 5  # a date that failed this often stops being retried (a poison task)
 # Who may start a fresh series of attempts on a date that gave up: a person (the command line,
@@ -69,6 +69,14 @@ def metrics_recompute(*, partner: Partner, as_of: dt.date, trigger: Trigger) -> 
             run.finished_at = run.published_at = timezone.now()
             run.duration_ms = int((time.monotonic() - started) * 1000)
             run.save()
+            logger.info(
+                "recompute_finished",
+                partner_id=partner.pk,
+                as_of=as_of.isoformat(),
+                trigger=str(trigger),
+                attempt=attempts,
+                duration_ms=run.duration_ms,
+            )
             return run
     except Exception as error:
         _record_failure(partner, as_of, error)
@@ -127,6 +135,7 @@ def _gave_up(run: RecomputeRun) -> str:
 
 
 def _record_failure(partner: Partner, as_of: dt.date, error: Exception) -> None:
+    logger.warning("recompute_failed", partner_id=partner.pk, as_of=as_of.isoformat(), error=type(error).__name__)
     if connection.needs_rollback or not connection.is_usable():
         connection.close()  # a broken connection: the next query opens a new one
     try:

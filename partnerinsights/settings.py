@@ -14,6 +14,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from core.observability import init_sentry, logging_config
+
 # Django classes the type stubs make generic (ModelAdmin[Partner], ModelForm[...]) get a
 # no-op __class_getitem__, so the annotated code runs.
 django_stubs_ext.monkeypatch(include_builtins=False)
@@ -55,6 +57,8 @@ INSTALLED_APPS = [
     "csp",
     "rest_framework",
     "drf_spectacular",
+    "django_structlog",
+    "core",
     "accounts",
     "customers",
     "metrics",
@@ -64,6 +68,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes and the metrics scrape answer by any host over plain HTTP (core/probes.py).
+    "core.probes.ProbeMiddleware",
+    "partnerinsights.monitoring.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -72,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Pages and API answers to a signed-in user hold partner data: no cache may keep them.
     "core.cache_control.PrivateNoStoreMiddleware",
+    # After authentication: binds request_id, user_id and partner_id to the request's log lines.
+    "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -136,7 +145,7 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Lock an account *from one address* after 5 failures for 15 minutes: nobody can guess on or lock
-# everybody out. Behind a proxy, AXES_IPWARE_PROXY_COUNT reads the client from X-Forwarded-For.
+# everybody out. Behind proxies, TRUSTED_PROXY_COUNT says how to read the client (core/clients.py).
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -147,9 +156,10 @@ AXES_USERNAME_FORM_FIELD = "username"
 # escapes nor splits a lock. The lockout page says when the lock ends.
 AXES_USERNAME_CALLABLE = "accounts.lockout.username"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.response"
-if os.environ.get("AXES_IPWARE_PROXY_COUNT"):
-    AXES_IPWARE_PROXY_COUNT = int(os.environ["AXES_IPWARE_PROXY_COUNT"])
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+AXES_CLIENT_STR_CALLABLE = "core.observability.axes_client_str"  # log lines name no email
+# The proxies in front that set or append X-Forwarded-For (core/clients.py reads the client from it).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT") or "0")
+AXES_CLIENT_IP_CALLABLE = "core.clients.client_address"
 
 # Content Security Policy: scripts only from our own static files (charts are drawn by
 # static/js/charts.js from JSON data, never inline). plotly.js sets inline styles on its SVG.
@@ -369,9 +379,23 @@ EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
 EMAIL_TIMEOUT = 10  # seconds; a stuck SMTP server fails the task, which retries
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "partner-insights@localhost")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-}
+# Logs: one JSON object per line in production, readable lines in development (core/observability.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "console" if DEBUG else "json")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
+DJANGO_STRUCTLOG_CELERY_ENABLED = True  # tasks carry the request's ids; workers bind task_id
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # addresses are personal data; the proxy's access log has them
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Error reports: to Sentry when SENTRY_DSN is set, without personal data.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "development" if DEBUG else "production"),
+        release=os.environ.get("SENTRY_RELEASE") or None,
+    )
+
+# The Prometheus endpoint /metrics (partnerinsights/monitoring.py): off unless a token is set.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`).")

@@ -142,7 +142,9 @@ def bravo(other_partner) -> dict:
     user = factories.EndUserFactory(
         customer=customer, external_id="U1", upn=f"{MARKER}u1@c1.example", display_name=f"{MARKER}User"
     )
-    idle = factories.EndUserFactory(customer=customer, upn=f"{MARKER}idle@c1.example", display_name=f"{MARKER}Idle")
+    idle = factories.EndUserFactory(
+        customer=customer, external_id="U2", upn=f"{MARKER}idle@c1.example", display_name=f"{MARKER}Idle"
+    )
     factories.AssignmentFactory(user=user, subscription=subscription)
     factories.AssignmentFactory(user=idle, subscription=subscription)  # an inactive licensed user
     Activity.objects.create(partner=other_partner, user=user, workload="exchange", activity_date=SNAPSHOT_DATE)

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.test import RequestFactory
 
+from core.clients import client_address
 from tests.processes import ROOT, celery_process, private_folder, private_redis, project_env, wait_for
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -130,11 +130,10 @@ def _sources() -> str:
 
 def test_sign_in_throttling_reads_the_client_the_proxy_names(settings):
     """As deploy/nginx.conf sends it (X-Forwarded-For overwritten with the client's address), with
-    .env.example's AXES_IPWARE_PROXY_COUNT applied as settings.py applies it."""
-    settings.AXES_IPWARE_PROXY_COUNT = int(env_example()["AXES_IPWARE_PROXY_COUNT"])
-    settings.AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    .env.example's TRUSTED_PROXY_COUNT applied as settings.py applies it."""
+    settings.TRUSTED_PROXY_COUNT = int(env_example()["TRUSTED_PROXY_COUNT"])
     proxied = RequestFactory().get("/", HTTP_X_FORWARDED_FOR="203.0.113.9", REMOTE_ADDR="172.30.0.5")
-    assert get_client_ip_address(proxied) == "203.0.113.9"
+    assert client_address(proxied) == "203.0.113.9"
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in (ROOT / "deploy" / "nginx.conf").read_text()
 
 

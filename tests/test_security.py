@@ -52,6 +52,19 @@ class TestLoginThrottling:
             attempt(email, "wrong-password")
         assert attempt(email, PASSWORD).logged_in
 
+    def test_behind_a_proxy_the_lock_follows_the_address_the_proxy_saw(self, staff, settings):
+        """TRUSTED_PROXY_COUNT=1: the client is the last X-Forwarded-For entry (the one the proxy
+        appended); what a client writes into the header itself changes nothing."""
+        settings.TRUSTED_PROXY_COUNT = 1
+        email = staff[Role.SALES_AGENT].email
+        for forged in range(5):  # every attempt forges another first entry
+            via_proxy = Client(REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR=f"198.51.100.{forged}, 203.0.113.7")
+            assert not log_in(via_proxy, email, "wrong-password")
+        locked = Client(REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR="192.0.2.99, 203.0.113.7")
+        assert locked.post("/accounts/login/", {"username": email, "password": PASSWORD}).status_code == 429
+        elsewhere = Client(REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR="192.0.2.44")
+        assert log_in(elsewhere, email, PASSWORD)  # the same user from another client, same proxy
+
     def test_unknown_user_and_wrong_password_read_the_same(self, staff):
         wrong = Client().post("/accounts/login/", {"username": staff[Role.SALES_AGENT].email, "password": "nope"})
         unknown = Client().post("/accounts/login/", {"username": "nobody@alpha.example", "password": "nope"})
