@@ -51,13 +51,14 @@ SENSITIVE_FIELDS = frozenset(
         "user_agent",
     }
 )
-# A password link (invitation or reset) carries its token in the path.
-PASSWORD_LINK = re.compile(r"(/accounts/reset/)[^/\s?]+/[^/\s?]+")
+# A password link carries its token in the path: a reset's uid and token, an invitation's token.
+PASSWORD_LINK = re.compile(r"(/accounts/reset/)[^/\s?]+/[^/\s?]+|(/accounts/invitation/)[^/\s?]+")
 
 
 def redact_path(text: str) -> str:
     """`text` without query strings and without the tokens of password links."""
-    return PASSWORD_LINK.sub(r"\1…/…", re.sub(r"\?\S*", "", text))
+    without_query = re.sub(r"\?\S*", "", text)
+    return PASSWORD_LINK.sub(lambda m: f"{m[1]}…/…" if m[1] else f"{m[2]}…", without_query)
 
 
 def scrub(logger: Any, method: str, event: EventDict) -> EventDict:
@@ -66,7 +67,7 @@ def scrub(logger: Any, method: str, event: EventDict) -> EventDict:
         event[field] = FILTERED
     if isinstance(event.get("request"), str):
         event["request"] = redact_path(event["request"])
-    if isinstance(event.get("event"), str) and "/accounts/reset/" in event["event"]:
+    if isinstance(event.get("event"), str) and PASSWORD_LINK.search(event["event"]):
         event["event"] = redact_path(event["event"])
     return event
 
