@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.apps import apps
 from django.core.management.base import BaseCommand
-from django.test import Client
+from django.test import Client, TestCase
 from django_scopes import scope, scopes_disabled
 
 from accounts import services as account_services
@@ -52,6 +52,12 @@ def _eager_celery():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path_factory):
+    """Stored uploads go to a folder of the test's own, never the project's var/media."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +109,20 @@ def log_in(client: Client, email: str, password: str) -> bool:
     """Logs in through the login page, as a person does; True when it worked."""
     response = client.post("/accounts/login/", {"username": email, "password": password})
     return response.status_code == 302 and "_auth_user_id" in client.session
+
+
+def committed(call, *args, **kwargs):
+    """`call(*args, **kwargs)` (a client's request) as production runs it: its writes are committed
+    when it ends, so the work it queued on commit has run by then (an import, run eagerly here)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return call(*args, **kwargs)
+
+
+def upload(client: Client, files, path: str = "/imports/"):
+    """Uploads through the import page and follows its redirect to the run's page, once the
+    queued import has run: (the upload's answer, the run's page)."""
+    answer = committed(client.post, path, {"files": files})
+    return answer, client.get(answer["Location"]) if answer.status_code == 302 else answer
 
 
 def token_client_for(user: StaffUser) -> Client:
