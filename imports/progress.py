@@ -42,6 +42,10 @@ class Live:
     files_total: int
     heartbeat_at: dt.datetime | None
 
+    @property
+    def label(self) -> str:
+        return str(ImportPhase(self.phase).label)
+
 
 def cache_key(run: ImportRun) -> str:
     return f"imports:run:{run.pk}:{run.attempts}"

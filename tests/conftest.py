@@ -56,8 +56,13 @@ def _eager_celery():
 
 @pytest.fixture(autouse=True)
 def _private_media(settings, tmp_path_factory):
-    """Stored uploads go to a folder of the test's own, never the project's var/media."""
+    """Stored uploads, and import progress kept in files (no REDIS_URL), go to folders of the
+    test's own, never the project's var/."""
     settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+    progress = settings.CACHES["imports"]
+    if progress["BACKEND"].endswith("FileBasedCache"):
+        folder = str(tmp_path_factory.mktemp("cache"))
+        settings.CACHES = {**settings.CACHES, "imports": {**progress, "LOCATION": folder}}
 
 
 @pytest.fixture(autouse=True)

@@ -110,7 +110,7 @@ class ImportRunSerializer(serializers.ModelSerializer[ImportRun]):
         return self._live(run).phase
 
     def get_phase_label(self, run: ImportRun) -> str:
-        return str(ImportPhase(self._live(run).phase).label)
+        return self._live(run).label
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, run: ImportRun) -> dict[str, Any]:
