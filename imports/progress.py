@@ -11,6 +11,7 @@ point: when the run starts and when it ends. A process that dies stops beating: 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -82,7 +83,7 @@ class Tracker(Progress):
         self.files_total = self.files_done = 0
         self._rows: dict[str, int] = {}
         self._phase_started = self._started = time.monotonic()
-        self._stop = threading.Event()
+        self._stopping, self._wake = False, threading.Event()
         self._thread = threading.Thread(target=self._beat_until_stopped, name=f"import-{run.pk}-beat", daemon=True)
         self._cache_failed = False
 
@@ -118,7 +119,7 @@ class Tracker(Progress):
             extra=self.log_fields(phase=str(self.phase), seconds=round(now - self._phase_started, 3)),
         )
         self.phase, self._phase_started = phase, now
-        self.beat()
+        self._wake.set()  # the thread writes it now; the import never waits for the cache
 
     def log_fields(self, **more: Any) -> dict[str, Any]:
         """The structured fields of the run's log lines (ids and figures only: no file content)."""
@@ -160,23 +161,25 @@ class Tracker(Progress):
         run.heartbeat_at = timezone.now()
 
     def _beat_until_stopped(self) -> None:
+        """The thread: a beat at once, then every BEAT_SECONDS or on a new phase; at the end the
+        state is cleared (the run's row holds it by then)."""
         try:
-            while not self._stop.wait(BEAT_SECONDS):
+            while not self._stopping:
                 self.beat()
+                self._wake.wait(BEAT_SECONDS)
+                self._wake.clear()
+            with contextlib.suppress(Exception):
+                caches[CACHE].delete(cache_key(self.run))
         finally:
             caches[CACHE].close()
 
     def __enter__(self) -> Tracker:
-        self.beat()
         self._thread.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        try:
-            caches[CACHE].delete(cache_key(self.run))
-        except Exception:
-            logger.warning("Could not clear the progress of import %s", self.run.pk, extra=self.log_fields())
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=2 * BEAT_SECONDS + 5)  # a hung cache gives up after its socket timeout

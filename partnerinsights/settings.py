@@ -213,7 +213,13 @@ CELERY_QUEUE_DIR = Path(os.environ.get("CELERY_QUEUE_DIR", BASE_DIR / "var" / "c
 # A running import's progress and heartbeat cross processes (worker -> web, sweeper) through
 # this cache while its transaction is open: Redis, or files beside the file-system broker.
 IMPORTS_CACHE: dict[str, object] = (
-    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "pi"}
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "pi",
+        # A Redis that is down or hung must not hold an import or a page: give up quickly.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
     if REDIS_URL
     else {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",

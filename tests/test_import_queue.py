@@ -96,6 +96,7 @@ def test_a_running_import_shows_its_live_phase_and_progress_on_its_page_and_in_t
         tracker.rows("activity.csv", 250_000)
         tracker.file_done("customers.csv")
         tracker.enter(ImportPhase.CHECKING)
+        tracker.beat()  # as its thread does every 2 s
         html = importer.get(f"/imports/{run.pk}/").content.decode()
         body = importer.get(f"/api/imports/{run.pk}/").json()  # what the page's script polls
     assert '<strong data-field="phase">Checking the rows</strong>' in html
@@ -123,7 +124,8 @@ def test_the_sweeper_fails_runs_whose_process_stopped_and_leaves_live_ones(impor
     legacy = run(status="running", started_at=now - dt.timedelta(days=3))  # "Running" forever, from before
     waiting = run(status="queued", heartbeat_at=now - dt.timedelta(hours=3))
     forgotten = run(status="queued", heartbeat_at=now - dt.timedelta(hours=25))
-    with Tracker(alive):
+    with Tracker(alive) as tracker:
+        tracker.beat()  # as its thread does every 2 s
         assert services.imports_sweep() == 3
     reasons = dict(ImportRun.objects.filter(status="failed").values_list("pk", "failure_reason"))
     assert reasons.keys() == {upload_run.pk, legacy.pk, forgotten.pk}

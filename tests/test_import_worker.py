@@ -181,7 +181,7 @@ def test_uploads_answer_at_once_and_the_worker_imports_them(stack, scratch):
 
         wait_for(lambda: stack.waiting("SELECT pg_advisory_xact_lock"), timeout=TIMEOUT, what="the worker to wait")
         page = session.get(f"{base}/imports/{page_run}/", timeout=10).text
-        assert "Waiting for another import of this partner to end" in page  # the live phase, from the worker
+        assert "Waiting for another import of this partner to end" in page
         assert stack.customers() == [("C-1", "Stored One"), ("C-2", "Stored Two")]
         holder.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
@@ -218,8 +218,12 @@ def test_a_worker_killed_mid_import_is_swept_as_failed_and_starting_again_comple
                     what="the worker writing",
                     log=scratch / "killed.log",
                 )
-                page = session.get(f"{base}/imports/{run_id}/", timeout=10).text
-                assert re.search(r'data-field="phase">Writing<.*data-field="rows_read">2<', page, re.S)
+                writing = re.compile(r'data-field="phase">Writing<.*data-field="rows_read">2<', re.S)
+                wait_for(
+                    lambda: writing.search(session.get(f"{base}/imports/{run_id}/", timeout=10).text),
+                    timeout=TIMEOUT,
+                    what="the run's page to show it writing",
+                )
             # Leaving the block SIGKILLed the worker's whole process group, mid-statement.
             holder.rollback()
         assert stack.customers() == before  # nothing half-written
@@ -293,6 +297,8 @@ def test_the_run_page_shows_the_outcome_without_a_reload(stack, scratch, monkeyp
         page.click("form[enctype] button[type=submit]")
         page.wait_for_url(re.compile(r".*/imports/\d+/$"))
         page.wait_for_selector("text=Waiting for another import of this partner to end")
+        shots = Path(os.environ.get("BROWSER_SCREENSHOTS") or scratch)
+        page.screenshot(path=str(shots / "import-run-waiting.png"))
         loads = []
         page.on("load", lambda: loads.append(page.url))
         holder.execute("SELECT pg_advisory_unlock(%s)", (lock,))
@@ -300,7 +306,7 @@ def test_the_run_page_shows_the_outcome_without_a_reload(stack, scratch, monkeyp
         assert page.locator("#import-run table td", has_text="customers.csv").count() == 1
         assert page.locator("#import-run .badge").inner_text() == "Succeeded"
         assert loads == []  # the page was updated in place
-        page.screenshot(path=str(Path(os.environ.get("BROWSER_SCREENSHOTS") or scratch) / "import-run.png"))
+        page.screenshot(path=str(shots / "import-run.png"))
         assert problems == []  # no script error, nothing refused by the CSP
         browser.close()
 

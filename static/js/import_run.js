@@ -27,11 +27,8 @@
   }
 
   function time(iso) {
-    if (!iso) {
-      return "—";
-    }
-    var at = new Date(iso);
-    return isNaN(at) ? iso : at.toLocaleString();
+    // The API writes times in the site's time zone, as the page does: keep its date and time.
+    return iso ? iso.slice(0, 10) + " " + iso.slice(11, 19) : "—";
   }
 
   function swapSection() {
