@@ -320,11 +320,11 @@ def _succeed(
     )
     if previous is not None:
         warnings.append(f"Same content as import #{previous.pk} of {previous.started_at:%Y-%m-%d %H:%M}.")
-    tracker.enter(ImportPhase.RECOMPUTE)
-    _record(run, IssueList(), warnings, source, tracker)
+    _record(run, IssueList(), warnings, source, tracker, phase=ImportPhase.RECOMPUTE)
 
 
 def _queue_recompute(run: ImportRun, tracker: Tracker) -> None:
+    tracker.enter(ImportPhase.RECOMPUTE)  # writing took until the commit (deferred checks included)
     refresh = metrics_services.dates_to_refresh(
         partner=run.partner, affected_from=run.affected_from, affected_to=run.affected_to
     )
@@ -342,13 +342,21 @@ def _recompute_not_queued(run: ImportRun) -> None:
     run.save(update_fields=["warnings"])
 
 
-def _record(run: ImportRun, issues: IssueList, warnings: list[str], source: ImportSource, tracker: Tracker) -> None:
+def _record(
+    run: ImportRun,
+    issues: IssueList,
+    warnings: list[str],
+    source: ImportSource,
+    tracker: Tracker,
+    phase: ImportPhase | None = None,
+) -> None:
     run.sha256 = run.sha256 or source.sha256
     run.errors = [issue.as_dict() for issue in issues.sorted()]
     run.error_count = issues.total
     run.warnings = [storable(warning) for warning in warnings]  # they name files: any text
     run.finished_at = timezone.now()
     tracker.store_on(run)
+    run.phase = phase or run.phase
     run.save()
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import stat
 import tracemalloc
 from pathlib import Path
@@ -76,6 +77,25 @@ def test_an_upload_is_stored_privately_and_queued_without_being_read(importer, s
     )
     assert Customer.objects.count() == 0
     assert importer.get(f"/media/{stored['path']}").status_code == 404  # nothing serves it
+
+
+def test_hostile_upload_names_never_reach_the_storage(importer, settings):
+    names = ("../../etc/cron.d/evil.csv", "..\\..\\boot.ini", "<img src=x onerror=alert(1)>.zip")
+    run = queued_upload(importer, *((name, b"x") for name in names))
+    assert [stored["path"] for stored in run.upload_files] == [f"imports/{run.pk}/{n}.upload" for n in (1, 2, 3)]
+    assert [stored["name"] for stored in run.upload_files] == [
+        "evil.csv",
+        "boot.ini",
+        "<img src=x onerror=alert(1)>.zip",
+    ]
+    stored = sorted(path.relative_to(settings.MEDIA_ROOT).as_posix() for path in Path(settings.MEDIA_ROOT).rglob("*"))
+    assert stored == ["imports", f"imports/{run.pk}", *(f"imports/{run.pk}/{n}.upload" for n in (1, 2, 3))]
+
+
+def test_the_run_page_carries_no_inline_script(importer):
+    run = queued_upload(importer, ("customers.csv", CUSTOMERS))
+    html = importer.get(f"/imports/{run.pk}/").content.decode()
+    assert not re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html, re.I)
 
 
 def test_the_worker_imports_it_and_records_its_phase_and_progress(importer):

@@ -201,7 +201,8 @@ def source_from_archive(name: str, opener: Opener) -> ImportSource:
 
 def upload_name(upload: UploadedFile) -> str:
     """The upload's file name without any folder a browser may send."""
-    return PurePosixPath((upload.name or "upload").replace("\\", "/")).name or "upload"
+    name = PurePosixPath((upload.name or "upload").replace("\\", "/")).name
+    return name if name not in {"", ".", ".."} else "upload"
 
 
 def declared_upload_size(meta: Mapping[str, str]) -> int:
