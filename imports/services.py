@@ -78,12 +78,17 @@ def import_upload(*, partner: Partner, files: Sequence[UploadedFile], origin: st
     """Stores an upload (the page's files or the API's .zip) and records its run, queued; the
     caller queues it (`imports.tasks.import_enqueue`). Nothing of it is read here."""
     names = ", ".join(upload_name(upload) for upload in files)
-    run = ImportRun.objects.create(
-        partner=partner, origin=origin, started_by=started_by, source_name=storable(names)[:500], attempts=1
-    )
-    run.upload_files, run.sha256 = uploads.store(run, files)
-    run.heartbeat_at = timezone.now()  # when it was queued
-    run.save(update_fields=["upload_files", "sha256", "heartbeat_at"])
+    with transaction.atomic():  # no run without its stored upload
+        run = ImportRun.objects.create(
+            partner=partner, origin=origin, started_by=started_by, source_name=storable(names)[:500], attempts=1
+        )
+        try:
+            run.upload_files, run.sha256 = uploads.store(run, files)
+        except BaseException:
+            uploads.remove(run)  # what was stored of it
+            raise
+        run.heartbeat_at = timezone.now()  # when it was queued
+        run.save(update_fields=["upload_files", "sha256", "heartbeat_at"])
     logger.info(
         "Import %s queued: %d file(s), %d bytes",
         run.pk,

@@ -54,11 +54,13 @@ def _opener(path: str) -> Opener:
 
 
 def remove(run: ImportRun) -> None:
-    """Deletes the stored files of `run` and their folder (what is gone already is fine)."""
-    for stored in run.upload_files:
-        default_storage.delete(stored["path"])
+    """Deletes the stored files of `run`, anything else in its folder (a store that broke off
+    half-way), and the folder (what is gone already is fine)."""
     folder = f"imports/{run.pk}"
+    paths = {stored["path"] for stored in run.upload_files}
     if default_storage.exists(folder):
-        _, left = default_storage.listdir(folder)
-        if not left:
-            default_storage.delete(folder)
+        paths |= {f"{folder}/{name}" for name in default_storage.listdir(folder)[1]}
+    for path in sorted(paths):
+        default_storage.delete(path)
+    if default_storage.exists(folder):
+        default_storage.delete(folder)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -90,6 +91,22 @@ def test_hostile_upload_names_never_reach_the_storage(importer, settings):
     ]
     stored = sorted(path.relative_to(settings.MEDIA_ROOT).as_posix() for path in Path(settings.MEDIA_ROOT).rglob("*"))
     assert stored == ["imports", f"imports/{run.pk}", *(f"imports/{run.pk}/{n}.upload" for n in (1, 2, 3))]
+
+
+def test_a_store_that_breaks_half_way_leaves_no_run_and_no_file(partner, staff, settings, monkeypatch):
+    save = default_storage.save
+
+    def disk_full_at_the_second(name, content, **kwargs):
+        if name.endswith("/2.upload"):
+            raise OSError(28, "No space left on device")
+        return save(name, content, **kwargs)
+
+    monkeypatch.setattr(default_storage, "save", disk_full_at_the_second)
+    files = [SimpleUploadedFile("customers.csv", CUSTOMERS), SimpleUploadedFile("users.csv", USERS)]
+    with pytest.raises(OSError, match="No space left"):
+        services.import_upload(partner=partner, files=files, origin="upload", started_by=staff[Role.GLOBAL_ADMIN])
+    assert ImportRun.objects.count() == 0
+    assert [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()] == []
 
 
 def test_the_run_page_carries_no_inline_script(importer):
