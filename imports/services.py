@@ -110,13 +110,13 @@ def import_not_queued(*, run: ImportRun) -> None:
 
 
 def import_restartable(run: ImportRun) -> bool:
-    """Whether the run may be started again from its stored upload: it failed, it still waits
-    in the queue (its message may be lost), or its worker stopped beating."""
+    """Whether the run may be started again from its stored upload: it failed, or it has waited
+    in the queue or been silent for IMPORT_STALE_SECONDS (its message lost, its worker dead)."""
     if not run.has_upload:
         return False
-    if run.status in (ImportStatus.FAILED, ImportStatus.QUEUED):
+    if run.status == ImportStatus.FAILED:
         return True
-    return run.status == ImportStatus.RUNNING and _stale(run, timezone.now())
+    return run.status in (ImportStatus.QUEUED, ImportStatus.RUNNING) and _stale(run, timezone.now())
 
 
 def import_restart(*, run: ImportRun) -> ImportRun:

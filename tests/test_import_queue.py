@@ -213,6 +213,14 @@ def test_the_api_starts_a_run_again_and_refuses_what_it_may_not(api, partner, im
     assert api.post(f"/api/imports/{command.pk}/restart/").status_code == 409  # no stored upload
 
 
+def test_a_queued_run_may_be_started_again_once_it_has_waited_long(importer, settings):
+    run = queued_upload(importer, ("customers.csv", CUSTOMERS))
+    assert not services.import_restartable(run)  # just queued: a worker will take it
+    assert "Start it again" not in importer.get(f"/imports/{run.pk}/").content.decode()
+    ImportRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - dt.timedelta(minutes=11))
+    assert "Start it again" in importer.get(f"/imports/{run.pk}/").content.decode()  # its message may be lost
+
+
 def test_a_message_of_an_earlier_start_is_ignored(importer):
     run = stopped(queued_upload(importer, ("customers.csv", CUSTOMERS)))
     services.import_restart(run=run)  # attempt 2, queued
