@@ -80,16 +80,12 @@ class Tracker(Progress):
         self.run, self._forward = run, forward or Progress()
         self._since = run.heartbeat_at.isoformat()
         self.phase = run.phase
-        self.files_total = self.files_done = 0
-        self._rows: dict[str, int] = {}
+        self.files_total = self.files_done = self.rows_read = 0
+        self._rows: dict[str, int] = {}  # rows read of each file (the thread reads only the total)
         self._phase_started = self._started = time.monotonic()
         self._stopping, self._wake = False, threading.Event()
         self._thread = threading.Thread(target=self._beat_until_stopped, name=f"import-{run.pk}-beat", daemon=True)
         self._cache_failed = False
-
-    @property
-    def rows_read(self) -> int:
-        return sum(self._rows.values())
 
     @property
     def seconds(self) -> float:
@@ -100,6 +96,7 @@ class Tracker(Progress):
         self._forward.files(total)
 
     def rows(self, name: str, rows: int) -> None:
+        self.rows_read += rows - self._rows.get(name, 0)  # a file read again (COPY fell back) counts once
         self._rows[name] = rows
         self._forward.rows(name, rows)
 
