@@ -562,6 +562,15 @@ def damaged_data_zip() -> bytes:
     return bytes(archive)
 
 
+def declaring_many_entries_zip() -> bytes:
+    """One entry, but an end record declaring 60,000: refused before the directory is read (a
+    directory of millions of entries takes gigabytes to read)."""
+    data = bytearray(zip_bytes({"customers.csv": BASE["customers.csv"]}))
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (60_000).to_bytes(2, "little") * 2  # entries on this disk, entries in all
+    return bytes(data)
+
+
 def many_small_bombs_zip() -> bytes:
     """Entries of 1 MiB each (under the per-entry ratio check), 1,000:1 together."""
     return zip_bytes({f"{n}/activity.csv": "0" * MIB for n in range(3)})
@@ -596,6 +605,9 @@ BAD_ARCHIVES = [
         understated_size_zip, 1, "path", "damaged archive entry: Bad CRC-32", "customers.csv", id="understated-size"
     ),
     pytest.param(damaged_data_zip, 1, "path", "damaged archive entry: ", "customers.csv", id="damaged-data"),
+    pytest.param(
+        declaring_many_entries_zip, 0, "archive", "more than 10000 files", "60000", id="declares-60000-entries"
+    ),
     pytest.param(
         many_small_bombs_zip,
         0,
