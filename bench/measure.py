@@ -41,6 +41,7 @@ from customers.models import (
 from exports.portfolio import portfolio_lines
 from imports.demo import DemoConfig, write_demo_files
 from imports.models import ImportRun
+from imports.pipeline.progress import Progress
 from imports.pipeline.sources import source_from_path
 from imports.services import data_import
 from metrics import engine
@@ -130,8 +131,9 @@ def _dataset(scale: Scale, seed: int, reuse: bool, figures: list[Figure]) -> Par
         figures.append(Figure("generate the files", time.perf_counter() - started, "s", "product generator"))
         read_by: dict[str, float] = {}  # when each file was last reported read (staging follows file order)
 
-        def progress(name: str, _rows: int) -> None:
-            read_by[name] = time.perf_counter()
+        class Timing(Progress):
+            def rows(self, name: str, rows: int) -> None:
+                read_by[name] = time.perf_counter()
 
         started = time.perf_counter()
         with scope(partner=partner):
@@ -139,7 +141,7 @@ def _dataset(scale: Scale, seed: int, reuse: bool, figures: list[Figure]) -> Par
                 partner=partner,
                 source=source_from_path(Path(folder)),
                 origin=ImportRun.Origin.COMMAND,
-                progress=progress,
+                progress=Timing(),
             )
         seconds = time.perf_counter() - started
     if run.status != ImportRun.Status.SUCCEEDED:

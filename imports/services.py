@@ -7,29 +7,48 @@
 2. `checks.run_checks` looks for duplicates and unknown or crossing references, in SQL;
 3. only when nothing is wrong, `apply` upserts the staged rows into the live tables.
 All of it runs in one transaction under a per-partner lock: one bad row and nothing is written.
+A run that succeeds is recorded in that same transaction, so it says "succeeded" exactly when
+its rows are there.
+
+Uploads (page and API) never run in a request: `import_upload` stores them and records a queued
+run, which a worker starts (`import_run_claim`, `import_run_stored`, from imports/tasks.py). The
+import_data command and the demo data run `data_import` in their own process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import traceback
+from collections.abc import Sequence
 
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
 from accounts.models import Partner, StaffUser
 from core.db import partner_lock
 from customers.models import Activity, Product, ProductWorkload
-from imports.models import ImportRun
+from imports import uploads
+from imports.models import ImportPhase, ImportRun, ImportStatus
 from imports.pipeline import apply, checks, copy_csv, files, recognise, staging, vendor
 from imports.pipeline.issues import ImportIssue, ImportRejected, IssueList, storable
-from imports.pipeline.sources import ImportSource, SourceFile, UnreadableFile
-from imports.pipeline.staging import Progress
+from imports.pipeline.progress import Progress
+from imports.pipeline.sources import ImportSource, SourceFile, UnreadableFile, upload_name
+from imports.progress import Tracker, live
 from metrics import services as metrics_services
 from metrics.models import Trigger
 from metrics.tasks import RECOMPUTE_NOT_QUEUED, recompute_enqueue
 
 logger = logging.getLogger(__name__)
+
+NOT_QUEUED = (
+    "The import could not be queued: the task queue is unreachable. The upload is kept: start it again "
+    "when the queue is back."
+)
+UPLOAD_MISSING = "The stored upload is gone ({names}); nothing was imported. Upload the files again."
 
 
 def data_import(
@@ -40,49 +59,286 @@ def data_import(
     started_by: StaffUser | None = None,
     progress: Progress | None = None,
 ) -> ImportRun:
-    """Imports `source` for `partner` and returns the recorded run (succeeded or failed)."""
-    name = storable(source.name)[:500]
-    run = ImportRun.objects.create(partner=partner, origin=origin, started_by=started_by, source_name=name)
+    """Imports `source` for `partner` in this process (the import_data command, the demo data)
+    and returns the recorded run (succeeded or failed)."""
+    run = ImportRun.objects.create(
+        partner=partner,
+        origin=origin,
+        started_by=started_by,
+        source_name=storable(source.name)[:500],
+        status=ImportStatus.RUNNING,
+        phase=ImportPhase.WAITING,
+        heartbeat_at=timezone.now(),
+        attempts=1,
+    )
+    return _execute(run, source, progress)
+
+
+def import_upload(*, partner: Partner, files: Sequence[UploadedFile], origin: str, started_by: StaffUser) -> ImportRun:
+    """Stores an upload (the page's files or the API's .zip) and records its run, queued; the
+    caller queues it (`imports.tasks.import_enqueue`). Nothing of it is read here."""
+    names = ", ".join(upload_name(upload) for upload in files)
+    with transaction.atomic():  # no run without its stored upload
+        run = ImportRun.objects.create(
+            partner=partner, origin=origin, started_by=started_by, source_name=storable(names)[:500], attempts=1
+        )
+        try:
+            run.upload_files, run.sha256 = uploads.store(run, files)
+        except BaseException:
+            uploads.remove(run)  # what was stored of it
+            raise
+        run.heartbeat_at = timezone.now()  # when it was queued
+        run.save(update_fields=["upload_files", "sha256", "heartbeat_at"])
+    logger.info(
+        "Import %s queued: %d file(s), %d bytes",
+        run.pk,
+        len(run.upload_files),
+        run.upload_bytes,
+        extra={"run_id": run.pk, "partner_id": partner.pk, "origin": origin, "bytes": run.upload_bytes},
+    )
+    return run
+
+
+def import_not_queued(*, run: ImportRun) -> None:
+    """The queue could not take the run: it fails saying so, its upload kept for a new start."""
+    with scopes_disabled():
+        failed = ImportRun.objects.filter(pk=run.pk, status=ImportStatus.QUEUED, attempts=run.attempts).update(
+            status=ImportStatus.FAILED, failure_reason=NOT_QUEUED, finished_at=timezone.now()
+        )
+    if failed:
+        logger.error("Import %s could not be queued", run.pk, extra={"run_id": run.pk, "partner_id": run.partner_id})
+
+
+def import_restartable(run: ImportRun) -> bool:
+    """Whether the run may be started again from its stored upload: it failed, or it has waited
+    in the queue or been silent for IMPORT_STALE_SECONDS (its message lost, its worker dead)."""
+    if not run.has_upload:
+        return False
+    if run.status == ImportStatus.FAILED:
+        return True
+    return run.status in (ImportStatus.QUEUED, ImportStatus.RUNNING) and _stale(run, timezone.now())
+
+
+def import_restart(*, run: ImportRun) -> ImportRun:
+    """Queues the run again from its stored upload, as its next attempt (a message of an
+    earlier attempt is then ignored); the caller queues it. Raises ValueError when it may not."""
+    with transaction.atomic():
+        run = ImportRun.objects.select_for_update().get(pk=run.pk)
+        if not import_restartable(run):
+            raise ValueError("This import cannot be started again.")
+        run.status, run.phase, run.attempts = ImportStatus.QUEUED, ImportPhase.QUEUED, run.attempts + 1
+        run.heartbeat_at, run.finished_at = timezone.now(), None
+        run.failure_reason, run.errors, run.error_count, run.warnings, run.counts = "", [], 0, [], {}
+        run.rows_read = run.files_done = run.files_total = 0
+        run.affected_from = run.affected_to = None
+        run.save()
+    logger.info("Import %s queued again (attempt %d)", run.pk, run.attempts, extra=_fields(run))
+    return run
+
+
+def import_run_claim(*, run_id: int, attempt: int) -> ImportRun | None:
+    """Marks a queued run as running, for this attempt; None when it is not (any more) this
+    attempt's to run: started again, swept, or run already."""
+    with scopes_disabled():
+        claimed = ImportRun.objects.filter(pk=run_id, status=ImportStatus.QUEUED, attempts=attempt).update(
+            status=ImportStatus.RUNNING, phase=ImportPhase.WAITING, heartbeat_at=timezone.now()
+        )
+        return ImportRun.objects.select_related("partner").get(pk=run_id) if claimed else None
+
+
+def import_run_stored(*, run: ImportRun) -> ImportRun:
+    """Runs a claimed run from its stored upload (in the worker)."""
+    try:
+        gone = uploads.missing(run)
+        source = uploads.source(run)
+    except OSError as error:  # the storage itself (a full or unmounted volume, permissions)
+        return _fail(run, f"The stored upload could not be read ({type(error).__name__}); start it again later.")
+    if gone:
+        return _fail(run, UPLOAD_MISSING.format(names=", ".join(gone)))
+    return _execute(run, source, None)
+
+
+def import_run_timed_out(*, run_id: int, minutes: int) -> None:
+    """A run stopped by its time limit: it says so (its transaction was rolled back)."""
+    reason = (
+        f"The import took longer than its limit of {minutes} minutes and was stopped; nothing was written. "
+        "Split the data into smaller imports, or ask the operator to raise IMPORT_TIME_LIMIT_MINUTES."
+    )
+    with scopes_disabled():
+        ImportRun.objects.filter(pk=run_id).update(failure_reason=reason)
+
+
+def imports_sweep(*, now: dt.datetime | None = None) -> int:
+    """Fails the runs whose process stopped: running with no heartbeat for IMPORT_STALE_SECONDS,
+    or queued for longer than IMPORT_QUEUE_EXPIRES_HOURS (the task expired unread). Returns how
+    many it failed."""
+    now = now or timezone.now()
+    failed = 0
+    with scopes_disabled():
+        unfinished = ImportRun.objects.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING])
+        for run in unfinished.select_related("partner"):
+            reason = _why_stopped(run, now)
+            if reason is None:
+                continue
+            last = live(run)  # where it stopped
+            updated = ImportRun.objects.filter(pk=run.pk, status=run.status, attempts=run.attempts).update(
+                status=ImportStatus.FAILED,
+                failure_reason=reason,
+                finished_at=now,
+                phase=last.phase,
+                rows_read=last.rows_read,
+                files_done=last.files_done,
+                files_total=last.files_total,
+                heartbeat_at=last.heartbeat_at,
+            )
+            if updated:
+                failed += 1
+                logger.error("Import %s failed: %s", run.pk, reason, extra=_fields(run))
+    return failed
+
+
+def _why_stopped(run: ImportRun, now: dt.datetime) -> str | None:
+    again = "Start it again." if run.has_upload else "Run the import again."
+    if run.status == ImportStatus.QUEUED:
+        queued_at = run.heartbeat_at or run.started_at
+        hours = settings.IMPORT_QUEUE_EXPIRES_HOURS
+        if now - queued_at < dt.timedelta(hours=hours):
+            return None
+        return f"No worker started this import within {hours} hours (is a worker consuming the imports queue?). {again}"
+    if not _stale(run, now):
+        return None
+    beat = live(run).heartbeat_at or run.started_at
+    who = "worker" if run.origin != ImportRun.Origin.COMMAND else "process"
+    return (
+        f"The {who} running this import stopped (no sign of life since {beat:%Y-%m-%d %H:%M:%S} UTC); "
+        f"nothing was written. {again}"
+    )
+
+
+def _stale(run: ImportRun, now: dt.datetime) -> bool:
+    beat = live(run).heartbeat_at or run.started_at
+    return now - beat > dt.timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+
+
+def imports_remove_old_uploads(*, now: dt.datetime | None = None) -> int:
+    """Deletes the stored uploads older than IMPORT_UPLOAD_RETENTION_DAYS of runs that are not
+    running; each run says when. Returns how many it removed."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(days=settings.IMPORT_UPLOAD_RETENTION_DAYS)
+    removed = 0
+    with scopes_disabled():
+        old = ImportRun.objects.filter(upload_removed_at=None, started_at__lt=cutoff).exclude(
+            status=ImportStatus.RUNNING
+        )
+        for run in old.exclude(upload_files=[]):
+            uploads.remove(run)
+            ImportRun.objects.filter(pk=run.pk).update(upload_removed_at=now)
+            removed += 1
+            logger.info("Import %s: its stored upload was removed", run.pk, extra=_fields(run))
+    return removed
+
+
+def _fields(run: ImportRun) -> dict[str, object]:
+    return {"run_id": run.pk, "partner_id": run.partner_id, "origin": run.origin, "attempt": run.attempts}
+
+
+def _fail(run: ImportRun, reason: str) -> ImportRun:
+    run.status, run.failure_reason, run.finished_at = ImportStatus.FAILED, reason, timezone.now()
+    run.save()
+    logger.error("Import %s failed: %s", run.pk, reason, extra=_fields(run))
+    return run
+
+
+def _execute(run: ImportRun, source: ImportSource, progress: Progress | None) -> ImportRun:
+    """Runs the import of a started run, tracked, and records its outcome."""
+    partner = run.partner
     issues = IssueList()
     warnings: list[str] = []
-    try:
-        with transaction.atomic():
-            partner_lock("import", partner.pk)
-            counts, affected = _stage_check_apply(partner, source, issues, warnings, progress)
-    except ImportRejected:
-        run.status = ImportRun.Status.FAILED
-    except UnreadableFile as error:  # a damaged archive entry, found while reading it
-        issues.add(error.issue)
-        run.status = ImportRun.Status.FAILED
-    except Exception:
-        logger.exception("Import %s of partner %s failed unexpectedly", run.pk, partner.slug)
-        run.status = ImportRun.Status.FAILED
-        issues.add(ImportIssue(source.name, 0, "-", "unexpected error while importing; nothing was written"))
-        _finish(run, issues, warnings, source)
-        raise
-    else:
-        run.status = ImportRun.Status.SUCCEEDED
-        run.counts = counts
-        run.affected_from, run.affected_to = affected
-        previous = (
-            ImportRun.objects.filter(partner=partner, sha256=source.sha256, status=ImportRun.Status.SUCCEEDED)
-            .exclude(pk=run.pk)
-            .first()
-        )
-        if previous is not None:
-            warnings.append(f"Same content as import #{previous.pk} of {previous.started_at:%Y-%m-%d %H:%M}.")
-    finally:
-        staging.drop_tables()
-        vendor.drop_tables()
-    _finish(run, issues, warnings, source)
-    if run.status == ImportRun.Status.SUCCEEDED:
-        refresh = metrics_services.dates_to_refresh(
-            partner=partner, affected_from=run.affected_from, affected_to=run.affected_to
-        )
-        recompute_enqueue(
-            partner=partner, dates=refresh, trigger=Trigger.IMPORT, on_failure=lambda: _recompute_not_queued(run)
+    with Tracker(run, progress) as tracker:
+        logger.info("Import %s started", run.pk, extra=tracker.log_fields())
+        try:
+            with transaction.atomic():
+                partner_lock("import", partner.pk)
+                tracker.enter(ImportPhase.READING)
+                counts, affected = _stage_check_apply(partner, source, issues, warnings, tracker)
+                _succeed(run, counts, affected, warnings, source, tracker)
+        except ImportRejected:
+            run.status = ImportStatus.FAILED
+        except UnreadableFile as error:  # a damaged archive entry, found while reading it
+            issues.add(error.issue)
+            run.status = ImportStatus.FAILED
+        except Exception as error:
+            logger.error(
+                "Import %s failed unexpectedly (%s)",
+                run.pk,
+                type(error).__name__,
+                extra=tracker.log_fields(error=type(error).__name__, traceback=_frames(error)),
+            )
+            run.status, run.counts, run.affected_from, run.affected_to = ImportStatus.FAILED, {}, None, None
+            issues.add(ImportIssue(source.name, 0, "-", "unexpected error while importing; nothing was written"))
+            _record(run, issues, warnings, source, tracker)
+            raise
+        finally:
+            staging.drop_tables()
+            vendor.drop_tables()
+        if run.status == ImportStatus.FAILED:
+            _record(run, issues, warnings, source, tracker)
+        else:
+            _queue_recompute(run, tracker)
+        logger.info(
+            "Import %s %s in %.1f s",
+            run.pk,
+            run.status,
+            tracker.seconds,
+            extra=tracker.log_fields(
+                status=run.status,
+                seconds=round(tracker.seconds, 3),
+                errors=run.error_count,
+                **{f"rows_{key}": value for key, value in run.totals.items()},
+            ),
         )
     return run
+
+
+def _frames(error: BaseException) -> str:
+    """Where an error happened, without its message (which may quote the data)."""
+    return "".join(traceback.format_tb(error.__traceback__))
+
+
+def _succeed(
+    run: ImportRun,
+    counts: dict[str, dict[str, int]],
+    affected: tuple[dt.date | None, dt.date | None],
+    warnings: list[str],
+    source: ImportSource,
+    tracker: Tracker,
+) -> None:
+    """Records the success inside the import's transaction, so it commits with the rows."""
+    run.status = ImportStatus.SUCCEEDED
+    run.counts = counts
+    run.affected_from, run.affected_to = affected
+    sha256 = run.sha256 or source.sha256
+    previous = (
+        ImportRun.objects.filter(partner=run.partner, sha256=sha256, status=ImportStatus.SUCCEEDED)
+        .exclude(pk=run.pk)
+        .first()
+    )
+    if previous is not None:
+        warnings.append(f"Same content as import #{previous.pk} of {previous.started_at:%Y-%m-%d %H:%M}.")
+    _record(run, IssueList(), warnings, source, tracker, phase=ImportPhase.RECOMPUTE)
+
+
+def _queue_recompute(run: ImportRun, tracker: Tracker) -> None:
+    tracker.enter(ImportPhase.RECOMPUTE)  # writing took until the commit (deferred checks included)
+    refresh = metrics_services.dates_to_refresh(
+        partner=run.partner, affected_from=run.affected_from, affected_to=run.affected_to
+    )
+    recompute_enqueue(
+        partner=run.partner, dates=refresh, trigger=Trigger.IMPORT, on_failure=lambda: _recompute_not_queued(run)
+    )
+    tracker.enter(ImportPhase.DONE)
+    run.phase = ImportPhase.DONE
+    run.save(update_fields=["phase"])
 
 
 def _recompute_not_queued(run: ImportRun) -> None:
@@ -91,39 +347,52 @@ def _recompute_not_queued(run: ImportRun) -> None:
     run.save(update_fields=["warnings"])
 
 
-def _finish(run: ImportRun, issues: IssueList, warnings: list[str], source: ImportSource) -> None:
-    run.sha256 = source.sha256
+def _record(
+    run: ImportRun,
+    issues: IssueList,
+    warnings: list[str],
+    source: ImportSource,
+    tracker: Tracker,
+    phase: ImportPhase | None = None,
+) -> None:
+    run.sha256 = run.sha256 or source.sha256
     run.errors = [issue.as_dict() for issue in issues.sorted()]
     run.error_count = issues.total
     run.warnings = [storable(warning) for warning in warnings]  # they name files: any text
     run.finished_at = timezone.now()
+    tracker.store_on(run)
+    run.phase = phase or run.phase
     run.save()
 
 
 def _stage_check_apply(
-    partner: Partner, source: ImportSource, issues: IssueList, warnings: list[str], progress: Progress | None
+    partner: Partner, source: ImportSource, issues: IssueList, warnings: list[str], tracker: Tracker
 ) -> tuple[dict[str, dict[str, int]], tuple[dt.date | None, dt.date | None]]:
     for problem in source.problems:
         issues.add(problem)
     if issues:
         raise ImportRejected(issues)
     found = recognise.recognise(source, warnings, issues)
+    tracker.files(len(found.canonical) + len(found.vendor))
     staging.create_tables()
     vendor.create_tables()
     for spec in files.FILE_SPECS:
         if spec.name in found.canonical:
-            _stage_file(source, found.canonical[spec.name], spec, issues, progress)
+            _stage_file(source, found.canonical[spec.name], spec, issues, tracker)
+            tracker.file_done(spec.name)
     vendor.stage_vendor_files(
         partner_id=partner.pk,
         source=source,
         vendor_files=found.vendor,
         issues=issues,
         warnings=warnings,
-        progress=progress,
+        progress=tracker,
     )
+    tracker.enter(ImportPhase.CHECKING)
     checks.run_checks(partner_id=partner.pk, issues=issues)
     if issues:
         raise ImportRejected(issues)
+    tracker.enter(ImportPhase.WRITING)
     # Rows per table, whichever files they came from; a canonical file is listed even when empty.
     staged = {spec.name: staging.count(spec) for spec in files.FILE_SPECS}
     rows = {name: count for name, count in staged.items() if count or name in found.canonical}
@@ -133,7 +402,7 @@ def _stage_check_apply(
 
 
 def _stage_file(
-    source: ImportSource, source_file: SourceFile, spec: files.FileSpec, issues: IssueList, progress: Progress | None
+    source: ImportSource, source_file: SourceFile, spec: files.FileSpec, issues: IssueList, progress: Progress
 ) -> None:
     """Stages one canonical file: through COPY when it is written plainly (copy_csv), else, or
     when that fails, row by row."""

@@ -9,6 +9,7 @@ import_urls = (
     [
         path("", views.import_page, name="index"),
         path("<int:run_id>/", views.import_detail, name="detail"),
+        path("<int:run_id>/restart/", views.import_restart, name="restart"),
     ],
     "imports",
 )

@@ -1,5 +1,8 @@
-"""The import pages (upload, history, a run's result) and the Data status page: how the data
-arrives and whether the metrics are current."""
+"""The import pages (upload, history, a run's progress and result, starting it again) and the
+Data status page: how the data arrives and whether the metrics are current.
+
+An upload is stored and queued, never read here: the page redirects to the run's page, which a
+static script (static/js/import_run.js) keeps current from the run's API until it ends."""
 
 import datetime as dt
 from dataclasses import dataclass
@@ -7,7 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_POST
@@ -15,11 +18,12 @@ from django.views.decorators.http import require_POST
 from accounts.http import PartnerRequest
 from accounts.roles import Action, can, require_action
 from core.pages import as_context
-from imports import selectors
+from imports import selectors, services
 from imports.forms import ImportForm
 from imports.models import ImportRun
-from imports.pipeline.sources import declared_upload_size, source_from_uploads
-from imports.services import data_import
+from imports.pipeline.sources import declared_upload_size
+from imports.progress import Live, live
+from imports.tasks import import_enqueue
 from metrics import services as metrics_services
 from metrics.models import RecomputeRun, Trigger
 from metrics.selectors import latest_snapshot_date, recompute_run_list
@@ -33,16 +37,13 @@ def import_page(request: PartnerRequest) -> HttpResponse:
     refused = _upload_too_large(request)
     form = ImportForm(None if refused else request.POST or None, None if refused else request.FILES or None)
     if request.method == "POST" and not refused and form.is_valid():
-        run = data_import(
+        run = services.import_upload(
             partner=request.partner,
-            source=source_from_uploads(form.cleaned_data["files"]),
+            files=form.cleaned_data["files"],
             origin=ImportRun.Origin.UPLOAD,
             started_by=request.user,
         )
-        if run.status == ImportRun.Status.SUCCEEDED:
-            messages.success(request, "Import succeeded.")
-        else:
-            messages.error(request, f"Import refused: {run.error_count} problem(s); nothing was written.")
+        import_enqueue(run)
         return redirect("imports:detail", run_id=run.pk)
     history = list(selectors.import_run_list(partner=request.partner)[:HISTORY_LENGTH])
     return render(request, "imports/import_page.html", as_context(ImportPage(form, history, refused)))
@@ -60,12 +61,32 @@ def import_detail(request: PartnerRequest, run_id: int) -> HttpResponse:
     run = selectors.import_run_get(partner=request.partner, run_id=run_id)
     if not can(request.user, Action.IMPORT_DATA):
         raise PermissionDenied
-    return render(request, "imports/import_detail.html", as_context(ImportRunPage(run)))
+    page = ImportRunPage(run, live(run), services.import_restartable(run), settings.IMPORT_UPLOAD_RETENTION_DAYS)
+    return render(request, "imports/import_detail.html", as_context(page))
 
 
 @dataclass(frozen=True)
 class ImportRunPage:
     run: ImportRun
+    live: Live  # its phase, progress and last sign of life (from the worker while it runs)
+    restartable: bool  # may be started again from its stored upload
+    retention_days: int  # how long uploads are kept
+
+
+@require_action(Action.IMPORT_DATA)
+def import_restart(request: PartnerRequest, run_id: int) -> HttpResponse:
+    # The partner's own runs first (anybody else's id is a 404), then the method.
+    run = selectors.import_run_get(partner=request.partner, run_id=run_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        run = services.import_restart(run=run)
+    except ValueError:
+        messages.error(request, "This import cannot be started again: it runs, it succeeded, or its upload is gone.")
+    else:
+        import_enqueue(run)
+        messages.success(request, "Import queued again.")
+    return redirect("imports:detail", run_id=run.pk)
 
 
 def _upload_too_large(request: HttpRequest) -> str:

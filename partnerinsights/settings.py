@@ -204,6 +204,15 @@ STORAGES = {
 # Uploads: Django does not cap file uploads itself; the import view enforces this limit.
 IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", str(200 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Import uploads wait in MEDIA_ROOT (shared by the web and the workers, never served) for a worker.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+IMPORT_UPLOAD_RETENTION_DAYS = int(os.environ.get("IMPORT_UPLOAD_RETENTION_DAYS", "7"))
+# A running import beats every 2 s; one silent this long is swept as failed (its worker died).
+IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", "600"))
+IMPORT_TIME_LIMIT_MINUTES = int(os.environ.get("IMPORT_TIME_LIMIT_MINUTES", "120"))
+IMPORT_QUEUE_EXPIRES_HOURS = int(os.environ.get("IMPORT_QUEUE_EXPIRES_HOURS", "24"))
 
 # Security: with DEBUG off everything runs behind HTTPS (SPEC §5).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -225,6 +234,23 @@ X_FRAME_OPTIONS = "DENY"
 # worker and the beat schedule run on a fresh clone without any service.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_QUEUE_DIR = Path(os.environ.get("CELERY_QUEUE_DIR", BASE_DIR / "var" / "celery"))
+# A running import's progress and heartbeat cross processes (worker -> web, sweeper) through
+# this cache while its transaction is open: Redis, or files beside the file-system broker.
+IMPORTS_CACHE: dict[str, object] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "pi",
+        # A Redis that is down or hung must not hold an import or a page: give up quickly.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+    if REDIS_URL
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(CELERY_QUEUE_DIR.parent / "cache" / "imports"),
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    }
+)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
@@ -249,6 +275,9 @@ else:
 # large partner's recompute never holds an import. `dev.py run` has one worker consuming them all.
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    # The import sweeper and upload cleaner must run while an import holds the imports queue.
+    "imports.sweep_stopped_runs": {"queue": "default"},
+    "imports.remove_old_uploads": {"queue": "default"},
     "metrics.*": {"queue": "recompute"},
     "imports.*": {"queue": "imports"},
     "exports.*": {"queue": "reports"},
@@ -280,22 +309,24 @@ REPORTS_AT = os.environ.get("REPORTS_AT", "06:00")
 CELERY_BEAT_SCHEDULE = {
     "nightly-recompute": {"task": "metrics.nightly_recompute", "schedule": daily_at(METRICS_NIGHTLY_AT)},
     "scheduled-reports": {"task": "exports.send_scheduled_reports", "schedule": daily_at(REPORTS_AT)},
+    "sweep-stopped-imports": {"task": "imports.sweep_stopped_runs", "schedule": 5 * 60},
+    "remove-old-uploads": {"task": "imports.remove_old_uploads", "schedule": daily_at("03:30")},
 }
 
 # The shared cache (API throttle counters): Redis when REDIS_URL is set, so every web process counts
 # the same requests; CACHE_URL picks another database than the broker's. Else this process's memory.
 CACHE_URL = os.environ.get("CACHE_URL", "") or REDIS_URL
-if CACHE_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": CACHE_URL,
-            "KEY_PREFIX": "pi-cache",
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-        }
+CACHES: dict[str, dict[str, object]] = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "KEY_PREFIX": "pi-cache",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "imports": IMPORTS_CACHE,
+}
 
 # The REST API (/api/): tokens first, so an anonymous request is a 401 with
 # `WWW-Authenticate: Bearer`; the browser's session works too (with CSRF on unsafe methods).
@@ -332,7 +363,8 @@ SPECTACULAR_SETTINGS = {
     # Request bodies get their own components, so an upload is `format: binary`, not a URL.
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "RunStatusEnum": "metrics.models.RunStatus",  # import and recompute runs
+        "RunStatusEnum": "metrics.models.RunStatus",  # recompute runs
+        "ImportStatusEnum": "imports.models.ImportStatus",
         "SubscriptionStatusEnum": "customers.models.SubscriptionStatus",
     },
 }

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.apps import apps
 from django.core.management.base import BaseCommand
-from django.test import Client
+from django.test import Client, TestCase
 from django_scopes import scope, scopes_disabled
 
 from accounts import services as account_services
@@ -59,7 +59,21 @@ def _eager_celery():
 def _own_cache_keys(settings):
     """Each test counts API requests afresh (throttles), in memory or in the shared Redis alike:
     user ids repeat between tests, and Redis keeps counters between runs."""
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path_factory):
+    """Stored uploads, and import progress kept in files (no REDIS_URL), go to folders of the
+    test's own, never the project's var/."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+    progress = settings.CACHES["imports"]
+    if progress["BACKEND"].endswith("FileBasedCache"):
+        folder = str(tmp_path_factory.mktemp("cache"))
+        settings.CACHES = {**settings.CACHES, "imports": {**progress, "LOCATION": folder}}
 
 
 @pytest.fixture(autouse=True)
@@ -111,6 +125,20 @@ def log_in(client: Client, email: str, password: str) -> bool:
     """Logs in through the login page, as a person does; True when it worked."""
     response = client.post("/accounts/login/", {"username": email, "password": password})
     return response.status_code == 302 and "_auth_user_id" in client.session
+
+
+def committed(call, *args, **kwargs):
+    """`call(*args, **kwargs)` (a client's request) as production runs it: its writes are committed
+    when it ends, so the work it queued on commit has run by then (an import, run eagerly here)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return call(*args, **kwargs)
+
+
+def upload(client: Client, files, path: str = "/imports/"):
+    """Uploads through the import page and follows its redirect to the run's page, once the
+    queued import has run: (the upload's answer, the run's page)."""
+    answer = committed(client.post, path, {"files": files})
+    return answer, client.get(answer["Location"]) if answer.status_code == 302 else answer
 
 
 def token_client_for(user: StaffUser) -> Client:

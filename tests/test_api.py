@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 
 from accounts import services as account_services
@@ -22,7 +22,7 @@ from metrics.models import FamilySnapshot, PortfolioSnapshot, RecomputeRun, SkuS
 from metrics.numbers import pct
 from metrics.services import metrics_recompute
 from tests import factories
-from tests.conftest import MARKER, SNAPSHOT_DATE, client_for, token_client_for
+from tests.conftest import MARKER, SNAPSHOT_DATE, client_for, committed, token_client_for
 
 D = SNAPSHOT_DATE
 EARLIER = D - dt.timedelta(days=1)
@@ -415,31 +415,44 @@ BAD = {
 }
 
 
-def test_import_succeeds_with_the_runs_counts(api, partner, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api.post("/api/imports/", {"file": _zip(GOOD)})
-    assert response.status_code == 201, response.content
-    body = response.json()
-    run = ImportRun.objects.get(pk=body["id"])
-    assert (run.origin, run.status, body["status"], body["error_count"], body["errors"]) == (
+def test_import_answers_202_at_once_and_the_run_succeeds_in_the_worker(api, partner):
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the request's commit queues the import
+        accepted = api.post("/api/imports/", {"file": _zip(GOOD)})
+        queued = accepted.json()
+        assert not Customer.objects.filter(partner=partner, external_id="C9").exists()  # not read in the request
+    assert accepted.status_code == 202, accepted.content
+    run = ImportRun.objects.get(pk=queued["id"])
+    assert accepted["Location"] == queued["url"] == f"http://testserver/api/imports/{run.pk}/"
+    assert (queued["status"], queued["phase"], queued["origin"], queued["attempts"]) == ("queued", "queued", "api", 1)
+    assert queued["upload"] == {
+        "files": ["import.zip"],
+        "bytes": run.upload_bytes,
+        "removed_at": None,
+        "restartable": False,  # just queued: a worker will take it
+    }
+    assert len(queued["sha256"]) == 64
+    body = api.get(accepted["Location"]).json()
+    assert (run.origin, body["status"], body["phase"], body["error_count"], body["errors"]) == (
         "api",
         "succeeded",
-        "succeeded",
+        "done",
         0,
         [],
     )
     assert body["counts"]["customers.csv"] == {"rows": 1, "created": 1, "updated": 0, "unchanged": 0}
     assert body["totals"] == {"created": 2, "updated": 0, "unchanged": 0}
+    assert body["progress"]["rows_read"] == 2
+    assert (body["progress"]["files_done"], body["progress"]["files_total"]) == (2, 2)
     assert body["started_by"] == "global_admin@alpha.example"
+    assert body["upload"]["restartable"] is False  # it succeeded
     assert Customer.objects.filter(partner=partner, external_id="C9").exists()
-    assert api.get(f"/api/imports/{run.pk}/").json() == body
 
 
 def test_refused_import_returns_every_problem_and_writes_nothing(api, partner):
     before = sorted(Customer.objects.values_list("external_id", flat=True))
-    response = api.post("/api/imports/", {"file": _zip(BAD)})
-    assert response.status_code == 422
-    body = response.json()
+    accepted = committed(api.post, "/api/imports/", {"file": _zip(BAD)})
+    assert accepted.status_code == 202
+    body = api.get(accepted["Location"]).json()
     assert body["status"] == "failed"
     assert body["error_count"] == 2
     assert body["errors"] == [
@@ -475,9 +488,8 @@ def test_import_needs_one_zip_file(api, data):
 
 
 def test_a_zip_escaping_its_folder_is_refused(api):
-    response = api.post("/api/imports/", {"file": _zip({"../customers.csv": "customer_id,name\nC9,X\n"})})
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["reason"] == "entry escapes the archive folder"
+    accepted = committed(api.post, "/api/imports/", {"file": _zip({"../customers.csv": "customer_id,name\nC9,X\n"})})
+    assert api.get(accepted["Location"]).json()["errors"][0]["reason"] == "entry escapes the archive folder"
 
 
 @pytest.mark.parametrize("role", [UA, SA])

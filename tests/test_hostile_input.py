@@ -26,16 +26,19 @@ from imports.pipeline.files import FILE_SPECS
 from imports.pipeline.sources import source_from_uploads
 from imports.services import data_import
 from metrics.services import metrics_recompute
-from tests.conftest import SNAPSHOT_DATE, client_for, tenant_tables, token_client_for
+from tests.conftest import SNAPSHOT_DATE, client_for, committed, tenant_tables, token_client_for, upload
 from tests.test_import import (
+    BAD_CUSTOMERS,
     BASE,
     MIB,
+    SAME,
     encrypted_zip,
     many_small_bombs_zip,
     name_not_utf8_zip,
     str_issue,
     understated_size_zip,
     zip_bytes,
+    zip_entries,
 )
 
 SUBSCRIPTIONS_HEADER = "subscription_id,customer_id,sku,quantity,status,is_trial,source\n"
@@ -131,10 +134,10 @@ def uploads(files: dict[str, str | bytes]) -> list[SimpleUploadedFile]:
 def test_upload_page_shows_the_error_and_writes_nothing(staff, stored, name, content, error):
     importer = client_for(staff[Role.ADMIN_AGENT])
     before = tenant_tables()
-    response = importer.post("/imports/", {"files": uploads({name: content})}, follow=True)
+    answer, response = upload(importer, uploads({name: content}))
     assert response.status_code == 200
     run = response.context["run"]
-    assert response.redirect_chain == [(f"/imports/{run.pk}/", 302)]
+    assert answer["Location"] == f"/imports/{run.pk}/"
     assert error in [str_issue(e) for e in run.errors]
     html = response.content.decode()
     assert "Import refused" in html
@@ -150,11 +153,64 @@ def test_api_import_answers_422_with_the_error_and_writes_nothing(staff, stored,
     upload = SimpleUploadedFile("bad.zip", archive, content_type="application/zip")
     api = token_client_for(staff[Role.ADMIN_AGENT])
     before = tenant_tables()
-    response = api.post("/api/imports/", {"file": upload})
-    assert response.status_code == 422
-    body = response.json()
+    accepted = committed(api.post, "/api/imports/", {"file": upload})
+    assert accepted.status_code == 202
+    body = api.get(accepted["Location"]).json()
     assert body["status"] == "failed"
     assert error in [str_issue(e) for e in body["errors"]]
+    assert tenant_tables() == before
+
+
+# --- two inputs that one import reads as the same file, through both doors -------------------------
+
+SAME_NAMES = [
+    pytest.param(
+        [
+            ("activity.csv", b"user_id,workload,date\nU1,teams,2024-03-01\n"),
+            ("activity.csv", b"user_id,workload,date\n"),
+        ],
+        f"activity.csv:0:path: upload 1 'activity.csv' and upload 2 'activity.csv' {SAME} (value 'activity.csv')",
+        id="two-files-of-one-name-picked-from-two-folders",
+    ),
+    pytest.param(
+        [("customers.csv", BASE["customers.csv"].encode()), ("CUSTOMERS.CSV", BAD_CUSTOMERS.encode())],
+        f"CUSTOMERS.CSV:0:path: upload 1 'customers.csv' and upload 2 'CUSTOMERS.CSV' {SAME} (value 'CUSTOMERS.CSV')",
+        id="two-files-differing-in-case",
+    ),
+    pytest.param(
+        [("bad.zip", zip_entries([("customers.csv", BAD_CUSTOMERS), ("customers.csv", BASE["customers.csv"])]))],
+        f"bad.zip:2:path: entry 1 'customers.csv' of bad.zip and entry 2 'customers.csv' of bad.zip {SAME} "
+        "(value 'customers.csv')",
+        id="zip-holding-one-name-twice",
+    ),
+    pytest.param(
+        [("bad.zip", zip_entries([("customers.csv", BASE["customers.csv"]), ("CUSTOMERS.CSV", BAD_CUSTOMERS)]))],
+        f"bad.zip:2:path: entry 1 'customers.csv' of bad.zip and entry 2 'CUSTOMERS.CSV' of bad.zip {SAME} "
+        "(value 'CUSTOMERS.CSV')",
+        id="zip-names-differing-in-case",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "error"), SAME_NAMES)
+def test_upload_page_refuses_two_inputs_read_as_one_file(staff, stored, files, error):
+    importer = client_for(staff[Role.ADMIN_AGENT])
+    before = tenant_tables()
+    _, response = upload(importer, [SimpleUploadedFile(name, content) for name, content in files])
+    run = response.context["run"]
+    assert [str_issue(e) for e in run.errors] == [error]
+    assert "Nothing was written" in response.content.decode()
+    assert tenant_tables() == before
+
+
+@pytest.mark.parametrize(("files", "error"), [case for case in SAME_NAMES if case.values[0][0][0] == "bad.zip"])
+def test_api_refuses_a_zip_holding_one_file_twice(staff, stored, files, error):
+    api = token_client_for(staff[Role.ADMIN_AGENT])
+    before = tenant_tables()
+    ((_, archive),) = files
+    accepted = committed(api.post, "/api/imports/", {"file": SimpleUploadedFile("bad.zip", archive)})
+    body = api.get(accepted["Location"]).json()
+    assert (body["status"], [str_issue(e) for e in body["errors"]]) == ("failed", [error])
     assert tenant_tables() == before
 
 
@@ -204,7 +260,7 @@ def marked(partner, staff) -> dict:
         f"{PAYLOAD}.csv": "x",
         "subscriptions.csv": csv_text(SUBSCRIPTIONS_HEADER.strip(), ("S9", "X1", "XSKU", PAYLOAD)),
     }
-    refused = client.post("/imports/", {"files": uploads(bad)}, follow=True).context["run"]
+    refused = upload(client, uploads(bad))[1].context["run"]
     assert refused.status == "failed"
     return {"client": client, "customer": Customer.objects.get(partner=partner, external_id="X1"), "refused": refused}
 

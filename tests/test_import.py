@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from customers.models import Activity, Customer, EndUser, LicenseAssignment, Pro
 from imports.models import ImportRun
 from imports.pipeline.sources import source_from_path, source_from_uploads
 from imports.services import data_import
-from tests.conftest import client_for, tenant_tables
+from tests.conftest import client_for, tenant_tables, upload
 
 BASE = {
     "customers.csv": "customer_id,name,domain\nC1,Contoso,contoso.example\nC2,Fabrikam,fabrikam.example\n",
@@ -561,6 +562,15 @@ def damaged_data_zip() -> bytes:
     return bytes(archive)
 
 
+def declaring_many_entries_zip() -> bytes:
+    """One entry, but an end record declaring 60,000: refused before the directory is read (a
+    directory of millions of entries takes gigabytes to read)."""
+    data = bytearray(zip_bytes({"customers.csv": BASE["customers.csv"]}))
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (60_000).to_bytes(2, "little") * 2  # entries on this disk, entries in all
+    return bytes(data)
+
+
 def many_small_bombs_zip() -> bytes:
     """Entries of 1 MiB each (under the per-entry ratio check), 1,000:1 together."""
     return zip_bytes({f"{n}/activity.csv": "0" * MIB for n in range(3)})
@@ -596,6 +606,9 @@ BAD_ARCHIVES = [
     ),
     pytest.param(damaged_data_zip, 1, "path", "damaged archive entry: ", "customers.csv", id="damaged-data"),
     pytest.param(
+        declaring_many_entries_zip, 0, "archive", "more than 10000 files", "60000", id="declares-60000-entries"
+    ),
+    pytest.param(
         many_small_bombs_zip,
         0,
         "archive",
@@ -617,6 +630,117 @@ def test_bad_archive_gives_its_error_and_writes_nothing(partner, imported, archi
     assert (error["file"], error["line"], error["column"], error["value"]) == ("bad.zip", line, column, value)
     assert error["reason"].startswith(reason)
     assert tenant_tables() == before
+
+
+# --- two inputs that one import reads as the same file --------------------------------------------
+
+SAME = "are one file to this import (the same name in the same place, ignoring case): remove or rename one"
+BAD_CUSTOMERS = "customer_id,name\nC1,\n"  # a bad row that must not slip through unread
+
+
+def zip_entries(entries: list[tuple[str, str]]) -> bytes:
+    """A .zip that may hold one name twice (zipfile warns, and writes it)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buffer, "w") as archive:
+        warnings.simplefilter("ignore", UserWarning)
+        for name, content in entries:
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def folder_source(tmp_path: Path, files: dict[str, str]):
+    return source_from_path(write(tmp_path / "same", files))
+
+
+def zip_source(tmp_path: Path, entries: list[tuple[str, str]]):
+    path = tmp_path / "same.zip"
+    path.write_bytes(zip_entries(entries))
+    return source_from_path(path)
+
+
+def uploads_source(_tmp_path: Path, files: list[tuple[str, str | bytes]]):
+    return source_from_uploads(
+        [
+            SimpleUploadedFile(name, content if isinstance(content, bytes) else content.encode())
+            for name, content in files
+        ]
+    )
+
+
+SAME_FILES = [
+    pytest.param(
+        uploads_source,
+        [("activity.csv", "user_id,workload,date\nU1,teams,2024-03-01\n"), ("activity.csv", "user_id,workload,date\n")],
+        f"activity.csv:0:path: upload 1 'activity.csv' and upload 2 'activity.csv' {SAME} (value 'activity.csv')",
+        id="two-uploads-of-one-name",
+    ),
+    pytest.param(
+        zip_source,
+        [("customers.csv", BAD_CUSTOMERS), ("customers.csv", BASE["customers.csv"])],
+        f"same.zip:2:path: entry 1 'customers.csv' of same.zip and entry 2 'customers.csv' of same.zip {SAME} "
+        "(value 'customers.csv')",
+        id="zip-holding-one-name-twice",
+    ),
+    pytest.param(
+        folder_source,
+        {"customers.csv": BASE["customers.csv"], "CUSTOMERS.CSV": BAD_CUSTOMERS},
+        f"customers.csv:0:path: 'CUSTOMERS.CSV' and 'customers.csv' {SAME} (value 'customers.csv')",
+        id="folder-names-differing-in-case",
+    ),
+    pytest.param(
+        zip_source,
+        [("export/customers.csv", BASE["customers.csv"]), ("export/Customers.CSV", BAD_CUSTOMERS)],
+        f"same.zip:2:path: entry 1 'export/customers.csv' of same.zip and entry 2 'export/Customers.CSV' of "
+        f"same.zip {SAME} (value 'export/Customers.CSV')",
+        id="zip-names-differing-in-case",
+    ),
+    pytest.param(
+        uploads_source,
+        [("export.zip", zip_bytes({"export/customers.csv": BAD_CUSTOMERS})), ("customers.csv", BASE["customers.csv"])],
+        f"customers.csv:0:path: entry 1 'export/customers.csv' of export.zip and upload 2 'customers.csv' {SAME} "
+        "(value 'customers.csv')",
+        id="zipped-file-beside-an-uploaded-one",
+    ),
+    pytest.param(
+        zip_source,
+        [("a/c-1/report.csv", "x"), ("a/C-1/Report.csv", "y"), ("a/customers.csv", BASE["customers.csv"])],
+        f"same.zip:2:path: entry 1 'a/c-1/report.csv' of same.zip and entry 2 'a/C-1/Report.csv' of same.zip {SAME} "
+        "(value 'a/C-1/Report.csv')",
+        id="customer-folder-names-differing-in-case",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "files", "error"), SAME_FILES)
+def test_two_inputs_read_as_one_file_are_refused_naming_both(partner, imported, make, files, error):
+    before = tenant_tables()
+    run = data_import(partner=partner, source=make(imported, files), origin=ImportRun.Origin.UPLOAD)
+    assert run.status == "failed"
+    assert [str_issue(e) for e in run.errors] == [error]
+    assert tenant_tables() == before
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "vendor" / "mixed"
+
+
+def folder_zip(folder: Path) -> bytes:
+    """A .zip of one folder, its entries under the folder's name."""
+    return zip_bytes({f"{folder.name}/{f.name}": f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file()})
+
+
+def test_customer_folders_of_the_vendor_layout_hold_files_of_one_name(partner, tmp_path):
+    """Each customer's folder has its `subscriptions.json`: zipped one customer a .zip and uploaded
+    together, or in one folder, they are different files."""
+    folders = sorted(path for path in FIXTURES.iterdir() if path.is_dir())
+    assert len(folders) == 2
+    loose = ("customers.json", "products.csv", "support_requests.csv")
+    uploads = [SimpleUploadedFile(name, (FIXTURES / name).read_bytes()) for name in loose]
+    uploads += [SimpleUploadedFile(f"{folder.name}.zip", folder_zip(folder)) for folder in folders]
+    run = data_import(partner=partner, source=source_from_uploads(uploads), origin=ImportRun.Origin.UPLOAD)
+    assert run.status == "succeeded", run.errors
+    again = run_import(partner, FIXTURES)
+    assert again.status == "succeeded", again.errors
+    assert all(counts["created"] == 0 for counts in again.counts.values())
 
 
 def test_unknown_files_are_ignored_with_a_warning(partner, tmp_path):
@@ -659,22 +783,34 @@ class TestUploadPage:
         return client_for(staff[Role.ADMIN_AGENT])
 
     def test_zip_upload_imports_and_shows_the_counts(self, importer):
-        upload = SimpleUploadedFile("export.zip", zip_bytes(BASE), content_type="application/zip")
-        response = importer.post("/imports/", {"files": [upload]}, follow=True)
+        archive = SimpleUploadedFile("export.zip", zip_bytes(BASE), content_type="application/zip")
+        answer, response = upload(importer, [archive])
         assert response.status_code == 200
         run = response.context["run"]
+        assert answer["Location"] == f"/imports/{run.pk}/"
         assert (run.status, run.origin, run.started_by.role) == ("succeeded", "upload", "admin_agent")
         assert "Import succeeded." in response.content.decode()
         assert Customer.objects.count() == 2
 
+    def test_the_upload_is_queued_and_its_page_shows_it_waiting(self, importer):
+        archive = SimpleUploadedFile("export.zip", zip_bytes(BASE), content_type="application/zip")
+        answer = importer.post("/imports/", {"files": [archive]})  # not committed: no worker has run it
+        run = ImportRun.objects.get()
+        assert answer["Location"] == f"/imports/{run.pk}/"
+        assert (run.status, run.phase, run.source_name, len(run.sha256)) == ("queued", "queued", "export.zip", 64)
+        assert Customer.objects.count() == 0
+        html = importer.get(answer["Location"]).content.decode()
+        assert "Waiting for a worker" in html
+        assert 'data-poll="/api/imports/' in html
+        assert "/static/js/import_run.js" in html
+
     def test_several_csv_files_upload_together(self, importer):
         uploads = [SimpleUploadedFile(name, BASE[name].encode()) for name in ("customers.csv", "users.csv")]
-        response = importer.post("/imports/", {"files": uploads}, follow=True)
+        _, response = upload(importer, uploads)
         assert response.context["run"].counts["users.csv"]["created"] == 2
 
     def test_errors_are_shown_in_a_table_and_nothing_is_written(self, importer):
-        upload = SimpleUploadedFile("customers.csv", b"customer_id,name\nC1,\n")
-        response = importer.post("/imports/", {"files": [upload]}, follow=True)
+        _, response = upload(importer, [SimpleUploadedFile("customers.csv", b"customer_id,name\nC1,\n")])
         html = response.content.decode()
         assert "Nothing was written" in html
         assert "required value is empty" in html
@@ -689,7 +825,7 @@ class TestUploadPage:
         assert ImportRun.objects.count() == 0
 
     def test_history_lists_past_imports_with_who_and_outcome(self, importer, staff):
-        importer.post("/imports/", {"files": [SimpleUploadedFile("customers.csv", BASE["customers.csv"].encode())]})
+        upload(importer, [SimpleUploadedFile("customers.csv", BASE["customers.csv"].encode())])
         response = importer.get("/imports/")
         (run,) = response.context["history"]
         html = response.content.decode()

@@ -19,6 +19,7 @@ from accounts.models import ApiToken, Invitation
 from accounts.roles import Role
 from customers.models import Customer
 from exports.models import ReportSchedule
+from imports import services as import_services
 from imports.models import ImportRun
 from metrics.models import InsightSettings, RecomputeRun, SkuSetting
 from metrics.services import metrics_recompute
@@ -44,6 +45,7 @@ MATRIX: dict[str, set[Role]] = {
     "edit_report_schedule": {GA, AA},
     "open_import_page": {GA, AA},
     "import_data": {GA, AA},
+    "restart_import": {GA, AA},
     "view_data_status": {GA, AA},
     "trigger_recompute": {GA, AA},
     "list_staff": {GA, UA},
@@ -61,6 +63,7 @@ MATRIX: dict[str, set[Role]] = {
     "api_view_metrics": {GA, UA, AA, SA},
     "api_list_imports": {GA, AA},
     "api_import_data": {GA, AA},
+    "api_restart_import": {GA, AA},
     "api_list_recompute_runs": {GA, AA},
     "manage_own_api_tokens": {GA, UA, AA, SA},
 }
@@ -122,6 +125,8 @@ def _act(action: str, client, world: dict):
     if action == "import_data":
         upload = SimpleUploadedFile("customers.csv", b"customer_id,name\nNEW-1,New customer\n")
         return client.post("/imports/", {"files": [upload]})
+    if action == "restart_import":
+        return client.post(f"/imports/{world['stopped_import'].pk}/restart/")
     if action == "view_data_status":
         return client.get("/status/")
     if action == "trigger_recompute":
@@ -157,10 +162,11 @@ def _act_accounts(action: str, client, world: dict):
         client.get(f"/accounts/invitation/{services.invitation_token(invitation)}/")
         password = "a-New-pass-2024!"
         return client.post("/accounts/invitation/accept/", {"new_password1": password, "new_password2": password})
-    return _act_api(action, client, world["customer"])
+    return _act_api(action, client, world)
 
 
-def _act_api(action: str, client, customer):
+def _act_api(action: str, client, world: dict):
+    customer = world["customer"]
     if action == "api_view_customers":
         return client.get("/api/customers/")
     if action == "api_view_metrics":
@@ -173,6 +179,8 @@ def _act_api(action: str, client, customer):
             files.writestr("customers.csv", "customer_id,name\nNEW-1,New customer\n")
         archive.seek(0)
         return client.post("/api/imports/", {"file": SimpleUploadedFile("import.zip", archive.read())})
+    if action == "api_restart_import":
+        return client.post(f"/api/imports/{world['stopped_import'].pk}/restart/")
     if action == "api_list_recompute_runs":
         return client.get("/api/recompute-runs/")
     if action == "manage_own_api_tokens":
@@ -190,7 +198,13 @@ def world(partner, staff):
         partner=partner, email="invitee@alpha.example", role=SA, invited_by=staff[GA]
     )
     lock_out(target.email)
-    return {"customer": customer, "target": target, "staff": staff, "invitation": invitation}
+    return {
+        "customer": customer,
+        "target": target,
+        "staff": staff,
+        "invitation": invitation,
+        "stopped_import": stopped_import(partner, staff),
+    }
 
 
 def lock_out(email: str, address: str = "10.9.9.9") -> None:
@@ -198,6 +212,14 @@ def lock_out(email: str, address: str = "10.9.9.9") -> None:
     AccessAttempt.objects.create(
         username=email, ip_address=address, user_agent="", failures_since_start=5, get_data="", post_data=""
     )
+
+
+def stopped_import(partner, staff) -> ImportRun:
+    """An upload whose worker stopped: failed, its upload stored, so it may be started again."""
+    files = [SimpleUploadedFile("customers.csv", b"customer_id,name\nRESTARTED-1,Imported on a restart\n")]
+    run = import_services.import_upload(partner=partner, files=files, origin="upload", started_by=staff[GA])
+    ImportRun.objects.filter(pk=run.pk).update(status="failed", failure_reason="The worker stopped.")
+    return run
 
 
 @pytest.mark.parametrize("action", sorted(MATRIX))
@@ -208,9 +230,9 @@ def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = _act(action, client, world)
     if role in MATRIX[action]:
-        assert response.status_code in {200, 201, 302}, response.content[:500]
-        changes = ("import", "api_import", "invite", "change", "deactivate", "trigger", "edit", "manage_own")
-        changes += ("resend", "unlock", "cancel", "request_password_reset", "accept")
+        assert response.status_code in {200, 201, 202, 302}, response.content[:500]
+        changes = ("import", "api_import", "restart", "api_restart", "invite", "change", "deactivate", "trigger")
+        changes += ("edit", "manage_own", "resend", "unlock", "cancel", "request_password_reset", "accept")
         if action.startswith(changes):
             assert _state() != before  # the allowed action did something
     else:

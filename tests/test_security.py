@@ -98,6 +98,7 @@ def test_pages_carry_no_inline_script(admin_client, partner):
         ("/status/recompute/", {}),
         ("/staff/invite/", {"email": "x@alpha.example", "role": "sales_agent"}),
         ("/imports/", {}),
+        ("/imports/1/restart/", {}),
         ("/accounts/logout/", {}),
     ],
 )

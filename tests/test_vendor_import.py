@@ -24,7 +24,7 @@ from imports.pipeline.issues import ImportIssue
 from imports.pipeline.vendor_report import split_products
 from metrics.models import WorkloadSnapshot
 from metrics.services import metrics_recompute
-from tests.conftest import client_for
+from tests.conftest import client_for, upload
 from tests.test_import import run_import
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vendor"
@@ -337,7 +337,7 @@ def test_zip_through_import_data_gives_the_same_rows(partner, tmp_path):
 def test_upload_page_reads_vendor_files_in_a_zip(staff, tmp_path):
     zipped = zip_folder(FIXTURES / "mixed", tmp_path / "vendor.zip").read_bytes()
     client = client_for(staff[Role.ADMIN_AGENT])
-    response = client.post("/imports/", {"files": [SimpleUploadedFile("vendor.zip", zipped)]}, follow=True)
+    _, response = upload(client, [SimpleUploadedFile("vendor.zip", zipped)])
     run = response.context["run"]
     assert (run.status, run.counts) == ("succeeded", MIXED_COUNTS)
     assert "per-user lists are" in response.content.decode()
@@ -568,8 +568,8 @@ def test_one_page_of_a_longer_collection_imports_with_a_warning(partner, tmp_pat
 
 def test_a_customers_export_uploaded_alone_says_where_it_belongs(staff):
     client = client_for(staff[Role.ADMIN_AGENT])
-    upload = SimpleUploadedFile("subscriptions.json", (FIXTURES / "mixed" / B / "subscriptions.json").read_bytes())
-    response = client.post("/imports/", {"files": [upload]}, follow=True)
+    export = SimpleUploadedFile("subscriptions.json", (FIXTURES / "mixed" / B / "subscriptions.json").read_bytes())
+    _, response = upload(client, [export])
     assert response.context["run"].errors == [
         {
             "file": "subscriptions.json",

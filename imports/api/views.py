@@ -1,8 +1,8 @@
-"""REST API of import runs, and the .zip import itself."""
+"""REST API of import runs, and the .zip import itself: stored and queued (202), run by a worker."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -15,8 +15,9 @@ from accounts.http import PartnerAPIRequest
 from accounts.models import Partner
 from accounts.roles import Action
 from core.api import PartnerViewSet
-from imports import selectors
+from imports import selectors, services
 from imports.api.serializers import (
+    ImportNotRestartableSerializer,
     ImportRefusedSerializer,
     ImportRunDetailSerializer,
     ImportRunSerializer,
@@ -25,8 +26,13 @@ from imports.api.serializers import (
 )
 from imports.models import ImportRun
 from imports.pipeline.issues import ImportIssue
-from imports.pipeline.sources import declared_upload_size, source_from_zip_upload
-from imports.services import data_import
+from imports.pipeline.sources import declared_upload_size
+from imports.tasks import import_enqueue
+
+ACCEPTED = (
+    "Stored and queued: a worker imports it. The body is the run; `Location` and `url` are its address, "
+    "to poll until `status` is `succeeded` or `failed` (with its `errors`, nothing written)."
+)
 
 
 class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PartnerViewSet[Partner]):
@@ -49,15 +55,15 @@ class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Partner
     @extend_schema(
         request={"multipart/form-data": ImportUploadSerializer},
         responses={
-            201: OpenApiResponse(ImportRunDetailSerializer, description="Imported: the run, its counts and warnings."),
+            202: OpenApiResponse(ImportRunDetailSerializer, description=ACCEPTED),
+            400: OpenApiResponse(description="No `file`, or not a .zip archive; nothing was stored."),
             413: OpenApiResponse(ImportRefusedSerializer, description="Larger than the upload limit; not read."),
-            422: OpenApiResponse(
-                ImportRunDetailSerializer, description="Refused: the run with every problem; nothing was written."
-            ),
+            429: OpenApiResponse(description="Too many requests; try again later (`Retry-After`)."),
         },
     )
     def create(self, request: PartnerAPIRequest) -> Response:
-        """Imports one .zip of the canonical files, all or nothing, as the import page does."""
+        """Imports one .zip of the canonical files (or vendor exports), all or nothing, as the import page
+        does: the upload is stored and queued at once; a worker reads, checks and writes it."""
         refused = _too_large("upload", declared_upload_size(request.META))
         if refused is None:
             upload = ImportUploadSerializer(data=request.data)
@@ -66,11 +72,37 @@ class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Partner
             refused = _too_large(file.name, file.size)
         if refused is not None:
             return Response(refused, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        source = source_from_zip_upload(file)
-        run = data_import(partner=self.partner, source=source, origin=ImportRun.Origin.API, started_by=request.user)
-        succeeded = run.status == ImportRun.Status.SUCCEEDED
-        code = status.HTTP_201_CREATED if succeeded else status.HTTP_422_UNPROCESSABLE_ENTITY
-        return Response(ImportRunDetailSerializer(run).data, status=code)
+        run = services.import_upload(
+            partner=self.partner, files=[file], origin=ImportRun.Origin.API, started_by=request.user
+        )
+        import_enqueue(run)
+        return self._accepted(run)
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(ImportRunDetailSerializer, description=ACCEPTED),
+            409: OpenApiResponse(
+                ImportNotRestartableSerializer,
+                description="It runs, it succeeded, or its upload is gone (`upload.restartable` is false).",
+            ),
+            429: OpenApiResponse(description="Too many requests; try again later (`Retry-After`)."),
+        },
+    )
+    def restart(self, request: PartnerAPIRequest, pk: int) -> Response:
+        """Starts a failed or stuck run again from its stored upload (a new attempt of the same run)."""
+        run = cast(ImportRun, self.get_object())
+        try:
+            run = services.import_restart(run=run)
+        except ValueError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        import_enqueue(run)
+        return self._accepted(run)
+
+    def _accepted(self, run: ImportRun) -> Response:
+        run.refresh_from_db()  # with tasks run eagerly (no worker), it has run already
+        body = ImportRunDetailSerializer(run, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
 
 def _too_large(name: str, size: int) -> dict[str, Any] | None:

@@ -22,8 +22,8 @@ from django.db import DatabaseError, connection, transaction
 from customers.models import Workload
 from imports.pipeline import staging
 from imports.pipeline.files import ACTIVITY, ID_LENGTH, FileSpec, header_names, iso_date
+from imports.pipeline.progress import Progress
 from imports.pipeline.sources import UnreadableFile
-from imports.pipeline.staging import Progress
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
@@ -78,10 +78,14 @@ def _copy_and_check(stream: IO[bytes], names: list[str], progress: Progress | No
         # A savepoint inside the import's transaction: a failed COPY undoes only itself.
         with transaction.atomic(), connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {RAW} ({', '.join(raw)}) FROM STDIN WITH (FORMAT csv)") as copy:
+                lines = 0
                 while chunk := stream.read(CHUNK_BYTES):
                     if b'"' in chunk or b"\\" in chunk:
                         raise _NeedsReader
                     copy.write(chunk)
+                    lines += chunk.count(b"\n")
+                    if progress:
+                        progress.rows(ACTIVITY.name, lines)
             cursor.execute(_unplain_rows(raw, user, workload, day))
             if cursor.fetchone()[0] or not _dates_valid(cursor, day):
                 raise _NeedsReader
@@ -97,7 +101,7 @@ def _copy_and_check(stream: IO[bytes], names: list[str], progress: Progress | No
         staging.drop_temporary(RAW)
     staging.prepare(ACTIVITY)
     if progress:
-        progress(ACTIVITY.name, rows)
+        progress.rows(ACTIVITY.name, rows)
     return True
 
 

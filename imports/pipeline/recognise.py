@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from imports.pipeline import files
 from imports.pipeline.issues import ImportIssue, ImportRejected, IssueList
-from imports.pipeline.sources import ImportSource, SourceFile
+from imports.pipeline.sources import ImportSource, SourceFile, same_file
 from imports.pipeline.vendor_report import ReportKind, report_kind
 
 SNIFF_BYTES = 64 * 1024  # far more than a header line
@@ -49,12 +49,16 @@ COUNTS_REPORT = (
 
 
 def recognise(source: ImportSource, warnings: list[str], issues: IssueList) -> Recognised:
-    """Sorts the import's files; refuses an import with nothing to read."""
+    """Sorts the import's files; refuses an import with nothing to read, or with two files that
+    are one canonical file (e.g. `export/customers.csv` of one .zip beside an uploaded `customers.csv`)."""
     found = Recognised()
     for source_file in source.files:
         name = source_file.path.lower()
         if name in files.SPECS_BY_NAME:
-            found.canonical[name] = source_file
+            if name in found.canonical:
+                issues.add(same_file(found.canonical[name], source_file))
+            else:
+                found.canonical[name] = source_file
             continue
         kind, why = _sniff(source_file)
         if kind is None:
@@ -65,6 +69,7 @@ def recognise(source: ImportSource, warnings: list[str], issues: IssueList) -> R
         expected = ", ".join(files.SPECS_BY_NAME)
         reason = f"no import files found; expected any of {expected}, or the vendor exports"
         issues.add(ImportIssue(source.name, 0, "-", reason))
+    if issues:
         raise ImportRejected(issues)
     return found
 

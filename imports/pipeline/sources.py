@@ -1,7 +1,9 @@
 """Where import files come from: a folder, a .zip, or uploaded files — read as streams.
 
 Archives are checked before anything is read: entries must stay inside the archive's folder,
-and entry count, total size and compression ratio are capped (zip bombs).
+and entry count (before the archive's directory is read), total size and compression ratio are
+capped (zip bombs). Two inputs that one import would read as the same file (the same name in the
+same place, ignoring case) are refused, naming both: one of them would silently not be read.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import io
 import lzma
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -34,6 +36,9 @@ _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2
 _ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError)
 
 
+Opener = Callable[[], IO[bytes]]
+
+
 class UnreadableFile(Exception):
     """A file of the import broke off while being read (a damaged archive entry)."""
 
@@ -45,15 +50,40 @@ class UnreadableFile(Exception):
 @dataclass
 class SourceFile:
     path: str  # relative to the import's root, "/"-separated
-    open: Callable[[], IO[bytes]]
+    open: Opener
     # The one folder an archive's entries all sat in, which the path leaves out ("export/",
     # or a customer's folder when only that one was zipped).
     archive_folder: str = ""
+    # Where a problem of the file as a whole is reported (FILE, LINE), and how another names it.
+    where: tuple[str, int] = ("", 0)
+    described: str = ""
 
     @property
     def folder(self) -> str:
         """The name of the folder holding the file ("" at the import's root)."""
         return PurePosixPath(self.path).parent.name or self.archive_folder.strip("/")
+
+    @property
+    def place(self) -> str:
+        """What the import reads the file as: its name and folder, ignoring case."""
+        return (self.archive_folder + self.path).casefold()
+
+
+def same_file(first: SourceFile, second: SourceFile) -> ImportIssue:
+    """The problem of two inputs that one import reads as the same file."""
+    reason = (
+        f"{first.described} and {second.described} are one file to this import (the same name in the same "
+        "place, ignoring case): remove or rename one"
+    )
+    return ImportIssue(*second.where, "path", reason, second.archive_folder + second.path)
+
+
+def _refuse_same_files(source: ImportSource) -> None:
+    seen: dict[str, SourceFile] = {}
+    for source_file in source.files:
+        first = seen.setdefault(source_file.place, source_file)
+        if first is not source_file:
+            source.problems.append(same_file(first, source_file))
 
 
 @dataclass
@@ -117,11 +147,15 @@ def source_from_path(path: Path) -> ImportSource:
     if path.is_dir():
         source = ImportSource(name=str(path))
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            source.files.append(SourceFile(file.relative_to(path).as_posix(), _file_opener(file)))
+            relative = file.relative_to(path).as_posix()
+            opener, described = _file_opener(file), f"'{relative}'"
+            source.files.append(SourceFile(relative, opener, where=(relative, 0), described=described))
+        _refuse_same_files(source)
         return source
     if path.is_file() and zipfile.is_zipfile(path):
         source = ImportSource(name=str(path))
         _add_zip(source, path.name, lambda: path.open("rb"))
+        _refuse_same_files(source)
         return source
     source = ImportSource(name=str(path))
     reason = "not a folder or a .zip archive" if path.exists() else "no such file or folder"
@@ -129,33 +163,46 @@ def source_from_path(path: Path) -> ImportSource:
     return source
 
 
-def _file_opener(path: Path) -> Callable[[], IO[bytes]]:
+def _file_opener(path: Path) -> Opener:
     return lambda: path.open("rb")
 
 
 def source_from_uploads(uploads: Iterable[UploadedFile]) -> ImportSource:
     """Uploaded .zip archives and/or CSV files, named by their file names."""
-    uploads = list(uploads)
-    source = ImportSource(name=", ".join(upload.name or "upload" for upload in uploads))
-    for upload in uploads:
-        name = _upload_name(upload)
+    return source_from_named([(upload_name(upload), partial(_reopen, upload)) for upload in uploads])
+
+
+def source_from_named(files: Sequence[tuple[str, Opener]]) -> ImportSource:
+    """Uploads (in the request or stored) by their base names: a name ending in .zip is an
+    archive, any other a file at the import's root."""
+    source = ImportSource(name=", ".join(name for name, _ in files))
+    for number, (name, opener) in enumerate(files, start=1):
         if name.lower().endswith(".zip"):
-            _add_zip(source, name, partial(_reopen, upload))
+            _add_zip(source, name, opener)
         else:
-            source.files.append(SourceFile(name, partial(_reopen, upload)))
+            upload = f"upload {number} '{name}'" if len(files) > 1 else f"'{name}'"
+            source.files.append(SourceFile(name, opener, where=(name, 0), described=upload))
+    _refuse_same_files(source)
     return source
 
 
 def source_from_zip_upload(upload: UploadedFile) -> ImportSource:
     """One uploaded .zip archive, whatever its file name says (the API checks the content)."""
-    source = ImportSource(name=upload.name or "upload")
-    _add_zip(source, _upload_name(upload), lambda: _reopen(upload))
+    return source_from_archive(upload_name(upload), lambda: _reopen(upload))
+
+
+def source_from_archive(name: str, opener: Opener) -> ImportSource:
+    """One .zip archive (an API upload, stored or in the request), whatever its name says."""
+    source = ImportSource(name=name)
+    _add_zip(source, name, opener)
+    _refuse_same_files(source)
     return source
 
 
-def _upload_name(upload: UploadedFile) -> str:
+def upload_name(upload: UploadedFile) -> str:
     """The upload's file name without any folder a browser may send."""
-    return PurePosixPath((upload.name or "upload").replace("\\", "/")).name
+    name = PurePosixPath((upload.name or "upload").replace("\\", "/")).name
+    return name if name not in {"", ".", ".."} else "upload"
 
 
 def declared_upload_size(meta: Mapping[str, str]) -> int:
@@ -175,10 +222,16 @@ def _reopen(upload: UploadedFile) -> IO[bytes]:
     return io.BytesIO(upload.read())
 
 
-def _add_zip(source: ImportSource, archive_name: str, opener: Callable[[], IO[bytes]]) -> None:
+def _add_zip(source: ImportSource, archive_name: str, opener: Opener) -> None:
     try:
-        with zipfile.ZipFile(opener()) as archive:
-            entries = [info for info in archive.infolist() if not info.is_dir()]
+        with opener() as container:
+            declared = _declared_entries(container)
+            if declared > MAX_ZIP_ENTRIES:  # refused before its directory is read into memory
+                reason = f"more than {MAX_ZIP_ENTRIES} files"
+                source.problems.append(ImportIssue(archive_name, 0, "archive", reason, str(declared)))
+                return
+            with zipfile.ZipFile(container) as archive:
+                entries = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:  # ValueError: a name not in UTF-8
         source.problems.append(ImportIssue(archive_name, 0, "archive", f"not a readable .zip archive: {error}"))
         return
@@ -190,7 +243,18 @@ def _add_zip(source: ImportSource, archive_name: str, opener: Callable[[], IO[by
     for number, info in enumerate(entries, start=1):
         relative = info.filename[len(root) :]
         opens = lambda i=info, w=(archive_name, number): _open_entry(opener, i, w)  # noqa: E731
-        source.files.append(SourceFile(relative, opens, archive_folder=root))
+        described = f"entry {number} '{info.filename}' of {archive_name}"
+        source.files.append(
+            SourceFile(relative, opens, archive_folder=root, where=(archive_name, number), described=described)
+        )
+
+
+def _declared_entries(container: IO[bytes]) -> int:
+    """How many entries the archive's end record declares (0 when it has none: zipfile says
+    what is wrong), read without reading its directory."""
+    end_record = getattr(zipfile, "_EndRecData")(container)  # noqa: B009  (a private helper, stable since 2.x)
+    container.seek(0)
+    return int(end_record[zipfile._ECD_ENTRIES_TOTAL]) if end_record else 0  # type: ignore[attr-defined]
 
 
 def _zip_problems(archive_name: str, entries: list[zipfile.ZipInfo]) -> list[ImportIssue]:
@@ -241,7 +305,7 @@ def _common_folder(names: list[str]) -> str:
     return ""
 
 
-def _open_entry(opener: Callable[[], IO[bytes]], info: zipfile.ZipInfo, where: tuple[str, int]) -> IO[bytes]:
+def _open_entry(opener: Opener, info: zipfile.ZipInfo, where: tuple[str, int]) -> IO[bytes]:
     """A stream of one entry; a damaged entry raises UnreadableFile, whenever it shows."""
     container = opener()
     archive = zipfile.ZipFile(container)

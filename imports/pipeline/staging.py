@@ -8,18 +8,17 @@ may feed one table, and the canonical file's name is its default.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any
 
 from django.db import connection
 
 from imports.pipeline.files import FILE_SPECS, FileSpec
+from imports.pipeline.progress import Progress
 
 SQLITE_BATCH = 5_000
 PROGRESS_EVERY = 100_000
-
-Progress = Callable[[str, int], None]
 
 
 def create_tables() -> None:
@@ -105,6 +104,6 @@ def counting(rows: Iterable[tuple[Any, ...]], name: str, progress: Progress | No
     count = 0
     for count, row in enumerate(rows, start=1):
         if count % PROGRESS_EVERY == 0:
-            progress(name, count)
+            progress.rows(name, count)
         yield row
-    progress(name, count)
+    progress.rows(name, count)

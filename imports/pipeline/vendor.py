@@ -9,7 +9,7 @@ products, concealed user names) go to the import run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from django.db import connection
 from imports.pipeline import files, staging, vendor_json, vendor_report
 from imports.pipeline import vendor_sql as sql
 from imports.pipeline.issues import ImportIssue, ImportRejected, IssueList
+from imports.pipeline.progress import Progress
 from imports.pipeline.recognise import Kind, VendorFile
 from imports.pipeline.sources import ImportSource
 from imports.pipeline.vendor_json import Shape
@@ -31,7 +32,7 @@ class _Import:
     source: ImportSource
     issues: IssueList
     warnings: list[str]
-    progress: staging.Progress | None
+    progress: Progress | None
     folders: list[tuple[str, str]] = field(default_factory=list)  # (customer folder, file)
 
     def execute(self, statement: str) -> list[tuple[Any, ...]]:
@@ -57,7 +58,7 @@ def stage_vendor_files(
     vendor_files: Iterable[VendorFile],
     issues: IssueList,
     warnings: list[str],
-    progress: staging.Progress | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Reads the vendor files and stages their data as canonical rows.
 
@@ -73,6 +74,8 @@ def stage_vendor_files(
             _read_report(run, vendor_file)
         else:
             _read_json(run, vendor_file)
+        if progress:
+            progress.file_done(vendor_file.source_file.path)
     _check_folders(run)
     _convert(run)
 
@@ -101,32 +104,36 @@ def _read_report(run: _Import, vendor_file: VendorFile) -> None:
 def _read_json(run: _Import, vendor_file: VendorFile) -> None:
     path = vendor_file.source_file.path
     with run.source.open_hashed(vendor_file.source_file) as stream:
-        document = vendor_json.parse_document(path, stream, run.issues)
+        document = vendor_json.scan(path, stream, run.issues)
     if document is None:
         return
-    shape = vendor_json.shape(document, path)
-    if shape is None:
+    if document.shape is None:
         run.issues.add(ImportIssue(path, 0, "-", vendor_json.SHAPE_EXPECTED))
         return
-    if shape in vendor_json.PER_CUSTOMER and not _in_customer_folder(run, vendor_file):
+    if document.shape in vendor_json.PER_CUSTOMER and not _in_customer_folder(run, vendor_file):
         return
     if paging := vendor_json.paging_warning(document, path):
         run.warnings.append(paging)
-    _stage_document(run, shape, document, vendor_file)
+    _stage_document(run, document, vendor_file)
 
 
-def _stage_document(run: _Import, shape: Shape, document: dict[str, Any], vendor_file: VendorFile) -> None:
+def _stage_document(run: _Import, document: vendor_json.Document, vendor_file: VendorFile) -> None:
     path, customer_id = vendor_file.source_file.path, vendor_file.folder
-    if shape is Shape.CUSTOMERS:
-        rows = vendor_json.customer_rows(document, path, run.issues)
+
+    def elements() -> Iterator[Any]:
+        """The collection's items, read again from the file (scan has read it once)."""
+        with run.source.open_again(vendor_file.source_file) as stream:
+            yield from vendor_json.elements(path, stream, document)
+
+    if document.shape is Shape.CUSTOMERS:
+        rows = vendor_json.customer_rows(elements(), path, run.issues)
         staging.load(files.CUSTOMERS, rows, run.progress, file=path)
-    elif shape is Shape.SUBSCRIPTIONS:
-        rows = vendor_json.subscription_rows(document, path, customer_id, run.issues)
+    elif document.shape is Shape.SUBSCRIPTIONS:
+        rows = vendor_json.subscription_rows(elements(), path, customer_id, run.issues)
         _stage(sql.SUBSCRIPTIONS, path, rows, columns=_columns(sql.SUBSCRIPTIONS)[:-1])  # sku: resolved later
     else:
-        skus, subscription_ids = vendor_json.sku_rows(document, path, customer_id, run.issues)
-        _stage(sql.SKUS, path, skus)
-        _stage(sql.SKU_SUBSCRIPTIONS, path, subscription_ids)
+        _stage(sql.SKUS, path, vendor_json.sku_rows(elements(), path, customer_id, run.issues))
+        _stage(sql.SKU_SUBSCRIPTIONS, path, vendor_json.sku_subscription_rows(elements(), path, customer_id))
 
 
 def _columns(table: sql.TempTable) -> list[str]:

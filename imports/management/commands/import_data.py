@@ -8,6 +8,7 @@ from django_scopes import scope
 from accounts.commands import PartnerCommand
 from imports.models import ImportRun
 from imports.pipeline.issues import ImportIssue
+from imports.pipeline.progress import Progress
 from imports.pipeline.sources import source_from_path
 from imports.services import data_import
 
@@ -21,7 +22,7 @@ class Command(PartnerCommand):
 
     def handle(self, *args: Any, partner: str, path: Path, **options: Any) -> None:
         tenant = self.get_partner(partner)
-        progress = self._progress if sys.stderr.isatty() else None
+        progress = _TerminalProgress(self) if sys.stderr.isatty() else None
         with scope(partner=tenant):
             run = data_import(
                 partner=tenant, source=source_from_path(path), origin=ImportRun.Origin.COMMAND, progress=progress
@@ -32,9 +33,14 @@ class Command(PartnerCommand):
         if run.status != ImportRun.Status.SUCCEEDED:
             raise CommandError(f"Import refused: {run.error_count} problem(s); nothing was written.")
 
-    def _progress(self, name: str, rows: int) -> None:
-        self.stderr.write(f"\r  reading {name}: {rows:,} rows", ending="")
-        self.stderr.flush()
+
+class _TerminalProgress(Progress):
+    def __init__(self, command: PartnerCommand) -> None:
+        self.command = command
+
+    def rows(self, name: str, rows: int) -> None:
+        self.command.stderr.write(f"\r  reading {name}: {rows:,} rows", ending="")
+        self.command.stderr.flush()
 
 
 def report_import(command: PartnerCommand, run: ImportRun) -> None:
