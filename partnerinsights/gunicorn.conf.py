@@ -6,6 +6,9 @@ Options on the command line win over this file; the environment tunes the counts
 """
 
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 
@@ -32,3 +35,18 @@ accesslog = "-"  # stdout: the container's log
 errorlog = "-"
 # The client's address as the proxy saw it (X-Forwarded-For), then the request, status, bytes, time.
 access_log_format = '%({x-forwarded-for}i)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+PASSWORD_LINK = re.compile(r"(/accounts/(?:reset|invitation)/)\S*")
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]  # gunicorn has no type hints
+    """Access lines without query strings and without the tokens of password links (live
+    credentials until used), as core.observability redacts the application's own logs."""
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]  # gunicorn's API
+        atoms = super().atoms(resp, req, environ, request_time)
+        path = PASSWORD_LINK.sub(r"\1[redacted]", atoms["U"])
+        atoms.update(r=f"{atoms['m']} {path} {atoms['H']}", U=path, q="")
+        return atoms
+
+
+logger_class = RedactingLogger

@@ -69,6 +69,7 @@ def loopback_site(conf: str, *, folder: Path, http_port: int, https_port: int, u
         "listen 80 default_server;": f"listen 127.0.0.1:{http_port} default_server;",
         "listen 443 ssl default_server;": f"listen 127.0.0.1:{https_port} ssl default_server;",
         "/etc/nginx/certs/": f"{folder}/certs/",
+        "/var/log/nginx/access.log": f"{folder}/access.log",
     }
     for old, new in moves.items():
         assert old in conf, f"deploy/nginx.conf no longer holds {old!r}: update tests/test_proxy.py"
@@ -239,12 +240,26 @@ def test_the_proxy_tells_the_app_the_scheme_and_the_client_address(stack):
     assert requests.get(stack.direct("/accounts/login/"), timeout=10, allow_redirects=False).status_code == 301
     # A client at 127.0.0.2 forging X-Forwarded-For: the app is told 127.0.0.2 (nginx itself is 127.0.0.1).
     with tls_socket(stack, source="127.0.0.2") as client:
-        client.sendall(b"GET /accounts/login/?forged HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n")
+        client.sendall(b"GET /accounts/password/reset/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n")
         assert client.recv(4096).startswith(b"HTTP/1.1 200 ")
     log = stack.folder / "gunicorn.log"
-    line = wait_for(lambda: _log_line(log, "/accounts/login/?forged"), timeout=10, what="the access log line")
+    line = wait_for(lambda: _log_line(log, "/accounts/password/reset/"), timeout=10, what="the access log line")
     assert line.startswith("127.0.0.2 127.0.0.1 ")
     assert "6.6.6.6" not in line
+
+
+def test_access_logs_hold_no_query_string_and_no_token_of_a_password_link(stack):
+    links = ("/accounts/reset/MQ/cb5-0f1e2d3c4b5a69788796a5b4c3d2e1f0/", "/accounts/invitation/eyJpIjoxfQ:1xa:sig/")
+    for path in links:
+        requests.get(stack.https(f"{path}?next=/leaked-query"), verify=stack.cert, timeout=10, allow_redirects=False)
+    logs = {name: stack.folder / name for name in ("gunicorn.log", "access.log")}
+    for name, log in logs.items():
+        wait_for(lambda log=log: log.read_text().count("[redacted] HTTP/1.1") == 2, timeout=10, what=f"{name}'s lines")
+        text = log.read_text()
+        assert "/accounts/reset/[redacted]" in text
+        assert "/accounts/invitation/[redacted]" in text
+        for secret in ("0f1e2d3c4b5a69788796a5b4c3d2e1f0", "eyJpIjoxfQ", "leaked-query"):
+            assert secret not in text, name
 
 
 def tls_socket(stack: Stack, *, source: str = "127.0.0.1") -> ssl.SSLSocket:
