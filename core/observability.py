@@ -65,6 +65,8 @@ def scrub(logger: Any, method: str, event: EventDict) -> EventDict:
     """Drops sensitive fields and redacts request paths (a structlog processor)."""
     for field in SENSITIVE_FIELDS & event.keys():
         event[field] = FILTERED
+    if event.get("message") == event.get("event"):
+        del event["message"]  # standard logging's formatted text, which ExtraAdder copies again
     if isinstance(event.get("request"), str):
         event["request"] = redact_path(event["request"])
     if isinstance(event.get("event"), str) and PASSWORD_LINK.search(event["event"]):
@@ -79,6 +81,7 @@ def _shared_processors() -> list[Processor]:
         structlog.stdlib.add_log_level,
         structlog.stdlib.PositionalArgumentsFormatter(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),  # the `extra=` fields of standard logging calls
         scrub,
     ]
 

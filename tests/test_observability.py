@@ -21,6 +21,7 @@ import pytest
 import requests
 from celery import Celery
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -35,7 +36,7 @@ from metrics.models import RecomputeRun, RunStatus, Trigger
 from metrics.services import metrics_recompute, yesterday
 from partnerinsights import monitoring
 from tests import factories
-from tests.conftest import SNAPSHOT_DATE, client_for, token_client_for
+from tests.conftest import SNAPSHOT_DATE, client_for, token_client_for, upload
 from tests.processes import ROOT, celery_worker, free_port, manage, private_folder, python_process, wait_for
 
 # --- logs -------------------------------------------------------------------------------------
@@ -117,6 +118,20 @@ def test_a_recompute_logs_each_phase_with_its_rows_and_duration(other_partner, b
     (finished,) = events(records, "recompute_finished")
     assert finished["partner_id"] == other_partner.pk
     assert isinstance(finished["duration_ms"], int)
+
+
+def test_an_import_logs_its_phases_as_fields_without_the_files_content(staff, partner, json_log):
+    files = [SimpleUploadedFile("customers.csv", b"customer_id,name\nC-LOG-1,Secret Name Ltd\n")]
+    upload(client_for(staff[Role.ADMIN_AGENT]), files)
+    records = [record for record in json_log() if record.get("logger", "").startswith("imports.")]
+    run = ImportRun.objects.get()
+    phases = [record for record in records if "phase" in record and record.get("run_id") == run.pk]
+    assert {"reading", "checking", "writing"} <= {record["phase"] for record in phases}
+    assert all(record["partner_id"] == partner.pk for record in phases)
+    finished = [record for record in records if record.get("rows_created") is not None]
+    assert finished
+    assert finished[-1]["rows_created"] == 1
+    assert "Secret Name" not in json.dumps(json_log())
 
 
 def test_a_workers_log_lines_carry_the_task_id():
