@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "imports",
     "exports",
     "dashboard",
+    "collection",
 ]
 
 MIDDLEWARE = [
