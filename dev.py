@@ -133,7 +133,7 @@ def run(args: list[str], env: dict[str, str]) -> int:
             wait([done])
             if stopping or done.returncode:
                 return 0 if stopping else done.returncode
-        queues = "default,recompute,imports,reports"  # every queue of settings.CELERY_QUEUE_NAMES
+        queues = "default,recompute,imports,reports,collection"  # every queue of settings.CELERY_QUEUE_NAMES
         celery = (str(PYTHON), "-m", "celery", "-A", "partnerinsights")
         serving = [
             start("the Celery worker", *celery, "worker", "--beat", "--pool=solo", "-Q", queues, "--loglevel=info"),

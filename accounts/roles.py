@@ -53,6 +53,7 @@ class Action(enum.StrEnum):
     TRIGGER_RECOMPUTE = "trigger_recompute"
     EDIT_SETTINGS = "edit_settings"  # recommendation thresholds, prices, excluded SKUs
     MANAGE_STAFF = "manage_staff"  # invite, resend, change role, deactivate, unlock
+    MANAGE_CONNECTION = "manage_connection"  # the vendor connection: its credentials (SPEC §9)
 
 
 _ALL = frozenset(Role)
@@ -66,6 +67,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.TRIGGER_RECOMPUTE: _OPERATORS,
     Action.EDIT_SETTINGS: _OPERATORS,
     Action.MANAGE_STAFF: frozenset({Role.GLOBAL_ADMIN, Role.USER_ADMIN}),
+    Action.MANAGE_CONNECTION: frozenset({Role.GLOBAL_ADMIN}),  # SPEC §9: only a Global admin sees it
 }
 
 # Roles a staff manager may hand out or take away; a User management admin may not touch

@@ -39,6 +39,7 @@ class ImportOrigin(models.TextChoices):
     COMMAND = "command", "Command line"
     UPLOAD = "upload", "Web upload"
     API = "api", "API"
+    COLLECTION = "collection", "Collected from the vendor's APIs"
 
 
 class ImportRun(TenantModel):

@@ -58,9 +58,11 @@ def data_import(
     origin: str,
     started_by: StaffUser | None = None,
     progress: Progress | None = None,
+    recompute: bool = True,
 ) -> ImportRun:
-    """Imports `source` for `partner` in this process (the import_data command, the demo data)
-    and returns the recorded run (succeeded or failed)."""
+    """Imports `source` for `partner` in this process (the import_data command, the demo data, a
+    pull from the vendor's APIs) and returns the recorded run (succeeded or failed). Without
+    `recompute` the caller queues the recompute of the dates it touched (a pull: once, for all)."""
     run = ImportRun.objects.create(
         partner=partner,
         origin=origin,
@@ -71,7 +73,7 @@ def data_import(
         heartbeat_at=timezone.now(),
         attempts=1,
     )
-    return _execute(run, source, progress)
+    return _execute(run, source, progress, recompute=recompute)
 
 
 def import_upload(*, partner: Partner, files: Sequence[UploadedFile], origin: str, started_by: StaffUser) -> ImportRun:
@@ -249,7 +251,7 @@ def _fail(run: ImportRun, reason: str) -> ImportRun:
     return run
 
 
-def _execute(run: ImportRun, source: ImportSource, progress: Progress | None) -> ImportRun:
+def _execute(run: ImportRun, source: ImportSource, progress: Progress | None, *, recompute: bool = True) -> ImportRun:
     """Runs the import of a started run, tracked, and records its outcome."""
     partner = run.partner
     issues = IssueList()
@@ -284,7 +286,7 @@ def _execute(run: ImportRun, source: ImportSource, progress: Progress | None) ->
         if run.status == ImportStatus.FAILED:
             _record(run, issues, warnings, source, tracker)
         else:
-            _queue_recompute(run, tracker)
+            _queue_recompute(run, tracker, queue=recompute)
         logger.info(
             "Import %s %s in %.1f s",
             run.pk,
@@ -328,14 +330,15 @@ def _succeed(
     _record(run, IssueList(), warnings, source, tracker, phase=ImportPhase.RECOMPUTE)
 
 
-def _queue_recompute(run: ImportRun, tracker: Tracker) -> None:
+def _queue_recompute(run: ImportRun, tracker: Tracker, *, queue: bool) -> None:
     tracker.enter(ImportPhase.RECOMPUTE)  # writing took until the commit (deferred checks included)
-    refresh = metrics_services.dates_to_refresh(
-        partner=run.partner, affected_from=run.affected_from, affected_to=run.affected_to
-    )
-    recompute_enqueue(
-        partner=run.partner, dates=refresh, trigger=Trigger.IMPORT, on_failure=lambda: _recompute_not_queued(run)
-    )
+    if queue:
+        refresh = metrics_services.dates_to_refresh(
+            partner=run.partner, affected_from=run.affected_from, affected_to=run.affected_to
+        )
+        recompute_enqueue(
+            partner=run.partner, dates=refresh, trigger=Trigger.IMPORT, on_failure=lambda: _recompute_not_queued(run)
+        )
     tracker.enter(ImportPhase.DONE)
     run.phase = ImportPhase.DONE
     run.save(update_fields=["phase"])

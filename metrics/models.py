@@ -192,6 +192,7 @@ class Trigger(models.TextChoices):
     SETTINGS = "settings", "Changed exclusions"
     DEMO = "demo", "Demo data"
     BENCHMARK = "bench", "Benchmark"
+    COLLECTION = "collection", "After a pull from the vendor's APIs"
 
 
 class RecomputeRun(models.Model):

@@ -282,8 +282,9 @@ CELERY_TASK_ROUTES = {
     "metrics.*": {"queue": "recompute"},
     "imports.*": {"queue": "imports"},
     "exports.*": {"queue": "reports"},
+    "collection.*": {"queue": "collection"},
 }
-CELERY_QUEUE_NAMES = ("default", "recompute", "imports", "reports")
+CELERY_QUEUE_NAMES = ("default", "recompute", "imports", "reports", "collection")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -307,11 +308,26 @@ METRICS_NIGHTLY_AT = os.environ.get("METRICS_NIGHTLY_AT", "02:00")
 METRICS_WORK_MEM = os.environ.get("METRICS_WORK_MEM", "256MB")
 # The scheduled reports due today (weekly on Mondays, monthly on the 1st), after the nightly run.
 REPORTS_AT = os.environ.get("REPORTS_AT", "06:00")
+# Automatic collection from the vendor's APIs (SPEC §9): endpoints for national clouds and tests, the
+# report API's pace per customer tenant, and the nightly pull, before the nightly recompute.
+VENDOR_LOGIN_URL = os.environ.get("VENDOR_LOGIN_URL", "https://login.microsoftonline.com").rstrip("/")
+VENDOR_PARTNER_CENTER_URL = os.environ.get(
+    "VENDOR_PARTNER_CENTER_URL", "https://api.partnercenter.microsoft.com"
+).rstrip("/")
+VENDOR_GRAPH_URL = os.environ.get("VENDOR_GRAPH_URL", "https://graph.microsoft.com").rstrip("/")
+VENDOR_CA_BUNDLE = os.environ.get("VENDOR_CA_BUNDLE", "") or None
+VENDOR_REPORT_RATE = os.environ.get("VENDOR_REPORT_RATE", "14/600")
+VENDOR_PULL_AT = os.environ.get("VENDOR_PULL_AT", "01:00")
+VENDOR_PULL_CONCURRENCY = int(os.environ.get("VENDOR_PULL_CONCURRENCY", "16"))  # customers downloaded side by side
+VENDOR_RETRY_BUDGET = int(os.environ.get("VENDOR_RETRY_BUDGET", "200"))  # 5xx and network retries per pull
+# Fernet keys of the vendor connections' secrets: the first encrypts, all decrypt (collection/encryption.py).
+CONNECTION_KEYS = env_list("CONNECTION_KEYS", "")
 CELERY_BEAT_SCHEDULE = {
     "nightly-recompute": {"task": "metrics.nightly_recompute", "schedule": daily_at(METRICS_NIGHTLY_AT)},
     "scheduled-reports": {"task": "exports.send_scheduled_reports", "schedule": daily_at(REPORTS_AT)},
     "sweep-stopped-imports": {"task": "imports.sweep_stopped_runs", "schedule": 5 * 60},
     "remove-old-uploads": {"task": "imports.remove_old_uploads", "schedule": daily_at("03:30")},
+    "nightly-pull": {"task": "collection.nightly_pull", "schedule": daily_at(VENDOR_PULL_AT)},
 }
 
 # The shared cache (API throttle counters): Redis when REDIS_URL is set, so every web process counts

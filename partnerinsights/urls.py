@@ -12,6 +12,7 @@ api_urls = [
     path("", include("customers.api.urls")),
     path("", include("metrics.api.urls")),
     path("", include("imports.api.urls")),
+    path("", include("collection.api.urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("customers/", include((customer_pages + customer_downloads, "customers"))),
     path("", include("imports.urls")),
     path("", include("exports.urls")),
+    path("", include("collection.urls")),
     path("api/", include((api_urls, "api"))),
     path("admin/", admin.site.urls),
 ]

@@ -14,6 +14,8 @@ from django_scopes import scope, scopes_disabled
 from accounts import services as account_services
 from accounts.models import Invitation, Partner, StaffUser
 from accounts.roles import Role
+from collection import encryption
+from collection.models import CustomerSync, PullRun, VendorConnection
 from customers.models import Activity
 from imports.models import ImportRun
 from metrics.models import SkuSetting
@@ -23,6 +25,8 @@ from tests import factories
 
 PASSWORD = "correct-horse-battery-staple"
 MARKER = "ZZ-B-"  # in every text of partner B's data: no response to partner A may contain it
+BRAVO_TENANT = "b0b0b0b0-0000-4000-8000-00000000000b"
+CONNECTION_KEY = "Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtb2Yta2V5ISE="  # a Fernet key of the tests' own
 SNAPSHOT_DATE = yesterday()  # the date partner B's (and the API tests' partner A's) snapshots are of
 
 
@@ -77,6 +81,16 @@ def _private_media(settings, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _no_vendor_on_the_internet(settings):
+    """No test reaches the vendor's real services: a pull or a connection test that a test does not
+    point at the replay server (tests/vendor_replay.py) meets a closed local port and gives up."""
+    for name in ("VENDOR_LOGIN_URL", "VENDOR_PARTNER_CENTER_URL", "VENDOR_GRAPH_URL"):
+        setattr(settings, name, "https://127.0.0.1:9")
+    settings.VENDOR_RETRY_BUDGET = 0
+    settings.CONNECTION_KEYS = [CONNECTION_KEY]
+
+
+@pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = [
         "django.contrib.auth.hashers.MD5PasswordHasher",
@@ -98,7 +112,7 @@ def staff_for(partner: Partner, role: Role) -> StaffUser:
     return StaffUser.objects.create_user(f"{role.value}@{partner.slug}.example", PASSWORD, partner=partner, role=role)
 
 
-TENANT_APPS = ("accounts", "customers", "metrics", "imports", "exports")
+TENANT_APPS = ("accounts", "customers", "metrics", "imports", "exports", "collection")
 SIGN_IN_BOOKKEEPING = {"last_login", "last_used_at"}  # every signed-in request may touch them
 
 
@@ -186,6 +200,16 @@ def bravo(other_partner) -> dict:
     invitation = Invitation.objects.create(
         partner=other_partner, email="invitee@bravo.example", role=Role.SALES_AGENT, full_name=f"{MARKER}Invitee"
     )
+    connection = VendorConnection.objects.create(
+        partner=other_partner,
+        tenant_id=BRAVO_TENANT,
+        client_id=BRAVO_TENANT,
+        encrypted_secret=encryption.encrypt(f"{MARKER}client-secret"),
+    )
+    pull = PullRun.objects.create(partner=other_partner, trigger="manual", status="partial", error=f"{MARKER}error")
+    CustomerSync.objects.create(
+        partner=other_partner, tenant_id="C1", customer=customer, name=f"{MARKER}Customer", error=f"{MARKER}failed"
+    )
     return {
         "customer": customer,
         "run": run,
@@ -193,4 +217,6 @@ def bravo(other_partner) -> dict:
         "recompute": recompute,
         "token": token,
         "invitation": invitation,
+        "connection": connection,
+        "pull": pull,
     }

@@ -25,7 +25,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
-QUEUES = ("default", "recompute", "imports", "reports")  # settings.CELERY_QUEUE_NAMES
+QUEUES = ("default", "recompute", "imports", "reports", "collection")  # settings.CELERY_QUEUE_NAMES
 
 
 def missing_binaries() -> str:

@@ -97,7 +97,7 @@ def test_log_in_open_insights_and_see_the_charts(live_server, browser_page, part
 
 
 # SPEC §4: the navigation beyond Customers and Analytics, and the page each link opens.
-OPERATOR_PAGES = {"Import": "/imports/", "Data status": "/status/", "Settings": "/settings/"}
+OPERATOR_PAGES = {"Import": "/imports/", "Sync": "/sync/", "Data status": "/status/", "Settings": "/settings/"}
 STAFF_PAGE = {"Staff": "/staff/"}
 PAGES_OF = {
     Role.GLOBAL_ADMIN: OPERATOR_PAGES | STAFF_PAGE,
@@ -105,7 +105,8 @@ PAGES_OF = {
     Role.ADMIN_AGENT: OPERATOR_PAGES,
     Role.SALES_AGENT: {},
 }
-HEADINGS = {"Import": "Import data", "Data status": "Data status", "Settings": "Settings", "Staff": "Staff"}
+HEADINGS = {"Import": "Import data", "Sync": "Sync status", "Data status": "Data status", "Settings": "Settings"}
+HEADINGS |= {"Staff": "Staff"}
 
 
 @pytest.mark.parametrize("role", list(Role), ids=[role.value for role in Role])

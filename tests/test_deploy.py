@@ -45,7 +45,7 @@ def env_example() -> dict[str, str]:
 
 
 def test_the_services_are_the_documented_ones():
-    workers = {"worker-recompute", "worker-imports", "worker-reports", "worker-default"}
+    workers = {"worker-recompute", "worker-imports", "worker-reports", "worker-collection", "worker-default"}
     assert set(SERVICES) == {"proxy", "migrate", "web", "beat", "db", "redis", *workers}
     assert {"migrate", "web", "beat", *workers} == APP_SERVICES
 
@@ -217,7 +217,7 @@ def celery_env() -> Iterator[dict[str, str]]:
         }
 
 
-WORKERS = ["worker-recompute", "worker-imports", "worker-reports", "worker-default"]
+WORKERS = ["worker-recompute", "worker-imports", "worker-reports", "worker-collection", "worker-default"]
 
 
 @needs_redis
@@ -230,7 +230,7 @@ def test_each_workers_health_check_pings_its_own_node(celery_env, tmp_path):
         }
         for service, log in logs.items():
             wait_for(lambda log=log: "ready." in log.read_text(), timeout=60, what=service, log=log)
-        assert [healthcheck(service, celery_env) for service in WORKERS] == [0, 0, 0, 0]
+        assert [healthcheck(service, celery_env) for service in WORKERS] == [0] * len(WORKERS)
 
         workers["worker-recompute"].send_signal(signal.SIGTERM)  # a warm shutdown: it stops answering
         workers["worker-recompute"].wait(timeout=30)

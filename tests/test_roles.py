@@ -17,6 +17,8 @@ from django.test import Client
 from accounts import services
 from accounts.models import ApiToken, Invitation
 from accounts.roles import Role
+from collection import encryption
+from collection.models import PullRun, VendorConnection
 from customers.models import Customer
 from exports.models import ReportSchedule
 from imports import services as import_services
@@ -65,6 +67,13 @@ MATRIX: dict[str, set[Role]] = {
     "api_import_data": {GA, AA},
     "api_restart_import": {GA, AA},
     "api_list_recompute_runs": {GA, AA},
+    "open_connection": {GA},  # SPEC §9: only a Global admin sees or changes the vendor connection
+    "save_connection": {GA},
+    "test_connection": {GA},
+    "remove_connection": {GA},
+    "view_sync_status": {GA, AA},
+    "pull_now": {GA, AA},
+    "api_view_sync": {GA, AA},
     "manage_own_api_tokens": {GA, UA, AA, SA},
 }
 
@@ -93,6 +102,8 @@ def _state() -> tuple:
         sorted(ReportSchedule.recipients.through.objects.values_list("staffuser__email", flat=True)),
         sorted(Invitation.objects.values_list("email", "link_version", "cancelled_at", "accepted_at")),
         AccessAttempt.objects.count(),
+        sorted(VendorConnection.objects.values_list("tenant_id", "client_id", "encrypted_secret", "tested_at")),
+        PullRun.objects.count(),
     )
 
 
@@ -183,9 +194,31 @@ def _act_api(action: str, client, world: dict):
         return client.post(f"/api/imports/{world['stopped_import'].pk}/restart/")
     if action == "api_list_recompute_runs":
         return client.get("/api/recompute-runs/")
+    return _act_collection(action, client)
+
+
+def _act_collection(action: str, client):
+    if action == "open_connection":
+        return client.get("/settings/connection/")
+    if action == "save_connection":
+        form = {"tenant_id": ALPHA_TENANT, "client_id": "c11e0000-0000-4000-8000-000000000001", "client_secret": "s"}
+        return client.post("/settings/connection/", form)
+    if action == "test_connection":
+        return client.post("/settings/connection/test/")
+    if action == "remove_connection":
+        return client.post("/settings/connection/remove/")
+    if action == "view_sync_status":
+        return client.get("/sync/")
+    if action == "pull_now":
+        return client.post("/sync/pull/")
+    if action == "api_view_sync":
+        return client.get("/api/sync/customers/")
     if action == "manage_own_api_tokens":
         return client.post("/accounts/tokens/", {"name": "mine"})
     raise AssertionError(action)
+
+
+ALPHA_TENANT = "a1a1a1a1-0000-4000-8000-00000000000a"
 
 
 @pytest.fixture
@@ -198,6 +231,9 @@ def world(partner, staff):
         partner=partner, email="invitee@alpha.example", role=SA, invited_by=staff[GA]
     )
     lock_out(target.email)
+    VendorConnection.objects.create(
+        partner=partner, tenant_id=ALPHA_TENANT, client_id=ALPHA_TENANT, encrypted_secret=encryption.encrypt("old")
+    )
     return {
         "customer": customer,
         "target": target,
@@ -233,6 +269,7 @@ def test_role_matrix(world, action, role, django_capture_on_commit_callbacks):
         assert response.status_code in {200, 201, 202, 302}, response.content[:500]
         changes = ("import", "api_import", "restart", "api_restart", "invite", "change", "deactivate", "trigger")
         changes += ("edit", "manage_own", "resend", "unlock", "cancel", "request_password_reset", "accept")
+        changes += ("save_connection", "test_connection", "remove_connection", "pull_now")
         if action.startswith(changes):
             assert _state() != before  # the allowed action did something
     else:

@@ -77,6 +77,14 @@ ROUTES: dict[str, ObjectMaker | None] = {
     "api:recompute-run-detail": lambda b: {"pk": b["recompute"].pk},
     "settings": None,
     "report_schedule": None,
+    "collection:connection": None,  # the signed-in partner's own connection: no id in the URL
+    "collection:connection_test": None,
+    "collection:connection_remove": None,
+    "collection:status": None,
+    "collection:pull": None,
+    "api:sync-customer-list": None,
+    "api:sync-pull-list": None,
+    "api:sync-pull-detail": lambda b: {"pk": b["pull"].pk},
     "favicon": None,
 }
 # Django's admin is for platform operators only and lives outside the tenant scope.

@@ -1,0 +1,56 @@
+"""Celery tasks of collection: thin, on the `collection` queue (settings.CELERY_TASK_ROUTES)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from celery import shared_task
+from django.db import transaction
+from django_scopes import scope
+
+from accounts.models import Partner
+from collection import services
+from collection.models import PullRun, PullTrigger, VendorConnection
+
+logger = logging.getLogger(__name__)
+
+
+# A pull may take hours on a first collection (the report API's pace): acknowledged when it
+# starts, its ledger row (PullRun) ends it as failed if the worker stops (services.pulls_sweep).
+@shared_task(name="collection.pull", soft_time_limit=10 * 3600, time_limit=10 * 3600 + 300)
+def pull(*, run_id: int) -> str:
+    run = PullRun.objects.select_related("partner").get(pk=run_id)
+    with scope(partner=run.partner):
+        return services.vendor_pull(run=run).status
+
+
+@shared_task(name="collection.nightly_pull")
+def nightly_pull() -> int:
+    """The beat entry (VENDOR_PULL_AT, before the nightly recompute): one pull per connected
+    partner and night; ends the pulls whose worker stopped."""
+    services.pulls_sweep()
+    started = 0
+    for partner in Partner.objects.filter(pk__in=VendorConnection.objects.values("partner")).order_by("pk"):
+        with scope(partner=partner):
+            run = services.pull_start(partner=partner, trigger=PullTrigger.NIGHTLY)
+        if run is not None:
+            pull.delay(run_id=run.pk)
+            started += 1
+    return started
+
+
+def pull_enqueue(*, run: PullRun, on_failure: Callable[[], None] | None = None) -> None:
+    """Queues a claimed pull once the transaction commits; a broker that is down ends the pull as
+    failed, and `on_failure` lets the caller say so."""
+
+    def publish() -> None:
+        try:
+            pull.delay(run_id=run.pk)
+        except Exception:
+            logger.exception("Could not queue pull %s", run.pk)
+            services.pull_not_queued(run=run)
+            if on_failure is not None:
+                on_failure()
+
+    transaction.on_commit(publish)
