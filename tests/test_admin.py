@@ -136,7 +136,7 @@ def tenant_admins() -> list[type]:
 def test_every_tenant_model_in_the_admin_is_checked_here():
     labels = {model._meta.label for model in tenant_admins()}
     expected = {"customers.Customer", "customers.Product", "customers.Subscription", "metrics.RecomputeRun"}
-    expected |= {"imports.ImportRun"}
+    expected |= {"imports.ImportRun", "collection.VendorConnection", "collection.PullRun", "collection.CustomerSync"}
     assert expected | {"metrics.InsightSettings", "metrics.SkuSetting"} == labels
 
 
@@ -158,6 +158,15 @@ def test_tenant_data_is_read_only_in_the_admin_even_for_superusers(operator_clie
     assert operator_client.post(f"{base}{obj.pk}/change/", {}).status_code == 403
     assert operator_client.post(f"{base}{obj.pk}/delete/", {"post": "yes"}).status_code == 403
     assert list(model._default_manager.filter(pk=obj.pk).values()) == before
+
+
+def test_a_connection_shows_no_secret_in_the_admin(operator_client, bravo):
+    connection = bravo["connection"]
+    for page in ("/admin/collection/vendorconnection/", f"/admin/collection/vendorconnection/{connection.pk}/change/"):
+        content = operator_client.get(page).content.decode()
+        assert connection.tenant_id in content
+        assert "client-secret" not in content
+        assert connection.encrypted_secret[:20] not in content
 
 
 def test_a_partner_is_never_deleted_through_the_admin(operator_client, bravo, other_partner):

@@ -47,7 +47,12 @@ NEW_CHECKS = {
 }
 
 # Models added since, whose content type and permissions post_migrate adds: (app label, model).
-NEW_MODELS = {("accounts", "invitation")}
+NEW_MODELS = {
+    ("accounts", "invitation"),
+    ("collection", "vendorconnection"),
+    ("collection", "pullrun"),
+    ("collection", "customersync"),
+}
 # Columns added since, with the value every old row must get: table -> column -> value.
 ADDED_COLUMNS: dict[str, dict[str, Any]] = {
     "customers_importrun": {
