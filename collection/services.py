@@ -296,6 +296,8 @@ def _download(client: VendorClient, tenant: str, item: dict[str, Any], folder: P
         download.concealed = bool(download.reports) and _concealed(download.reports[-1].path)
     except VendorError as error:
         download.error = error
+    finally:
+        client.forget(tenant)
     return download
 
 

@@ -8,11 +8,31 @@ A failure raises VendorError with its kind and a sentence a partner can act on.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import email.utils
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urljoin
 
+import msal
+import requests
 from django.db import models
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "PartnerInsights/1.0"
+REPORT = "/v1.0/reports/getOffice365ActiveUserDetail(date={day})"
+CHUNK = 64 * 1024
 
 
 class ErrorKind(models.TextChoices):
@@ -65,7 +85,14 @@ class Rate:
     @classmethod
     def parse(cls, text: str) -> Rate:
         """`14/600` → 14 requests per 600 seconds; ValueError naming the expected form otherwise."""
-        raise NotImplementedError
+        count, _, seconds = text.strip().partition("/")
+        try:
+            rate = cls(int(count), float(seconds))
+        except ValueError:
+            rate = cls(0, 0.0)
+        if rate.requests < 1 or rate.seconds <= 0:
+            raise ValueError(f"VENDOR_REPORT_RATE is {text!r}; expected requests/seconds, e.g. 14/600.")
+        return rate
 
 
 @dataclass
@@ -88,13 +115,47 @@ class Report:
     rows: int  # 0: the day has no data yet (ask again at the next pull)
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One API call as the error messages name it: what was asked, of which customer, and the
+    delegated role (or the partner portal's) that a 403 means is missing."""
+
+    what: str
+    tenant: str  # the tenant the token is for
+    scope: str
+    customer: str = ""  # the customer the answer is about ("" for the partner's own calls)
+    role: str = ""
+
+    @property
+    def subject(self) -> str:
+        """What was asked, as a sentence starts: "The subscribed SKUs of customer …"."""
+        return f"{self.what[0].upper()}{self.what[1:]}" + (f" of customer {self.customer}" if self.customer else "")
+
+
+class _Pace:
+    """A sliding window of a tenant's report calls: waits until one more is allowed."""
+
+    def __init__(self, rate: Rate) -> None:
+        self.rate, self.calls, self.lock = rate, deque[float](), threading.Lock()
+
+    def wait(self) -> None:
+        with self.lock:
+            while len(self.calls) >= self.rate.requests:
+                pause = self.calls[0] + self.rate.seconds - time.monotonic()
+                if pause <= 0:
+                    self.calls.popleft()
+                    continue
+                time.sleep(pause)
+            self.calls.append(time.monotonic())
+
+
 class VendorClient:
     """One partner's client for one pull. Not thread-safe per tenant: the puller gives each
     worker thread its own customers; tokens are shared (MSAL's cache is locked).
 
     `retry_budget` caps the retries of 5xx and network errors over the whole pull; `report_rate`
     paces the report calls per customer tenant; a 429 waits its Retry-After (up to `max_wait`
-    seconds, else THROTTLED)."""
+    seconds, else THROTTLED), at most `throttle_retries` times per call."""
 
     def __init__(
         self,
@@ -104,35 +165,466 @@ class VendorClient:
         report_rate: Rate,
         retry_budget: int = 50,
         max_wait: float = 120.0,
+        throttle_retries: int = 5,
         timeout: tuple[float, float] = (5.0, 60.0),
     ) -> None:
-        raise NotImplementedError
+        self.credentials, self.endpoints, self.report_rate = credentials, endpoints, report_rate
+        self.max_wait, self.throttle_retries, self.timeout = max_wait, throttle_retries, timeout
+        self.stats = Stats()
+        self._budget = retry_budget
+        self._lock = threading.Lock()
+        self._apps: dict[str, msal.ConfidentialClientApplication] = {}
+        self._app_locks: dict[str, threading.Lock] = {}
+        self._paces: dict[str, _Pace] = {}
+        self._correlation = str(uuid.uuid4())  # one per pull: the vendor's support can follow it
+        # MSAL and requests would prefer REQUESTS_CA_BUNDLE to `verify` (vendor-formats §5): the
+        # session ignores the environment, and the same session serves tokens and calls.
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = endpoints.ca_bundle or True
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
 
-    stats: Stats
+    # --- what a pull reads --------------------------------------------------------------------
 
     def check_partner_token(self) -> None:
         """Gets the partner portal's token (raises VendorError: CREDENTIALS_REFUSED, …)."""
-        raise NotImplementedError
+        self._token(self._partner_call("the partner portal's token"))
 
     def write_customers(self, path: Path) -> list[str]:
         """Writes the partner's customer list (every page, `links.next` followed with its
         continuation header) to `path` as one `{"totalCount": n, "items": [...]}` collection, and
         returns the customers' tenant ids in the portal's order."""
-        raise NotImplementedError
+        call = self._partner_call("the customer list")
+        tenants: list[str] = []
+        with _Collection(path, "items") as out:
+            for item in self._portal_pages(call, f"{self.endpoints.partner_center}/v1/customers"):
+                out.add(item)
+                tenant = str(((item or {}).get("companyProfile") or {}).get("tenantId") or "")
+                if tenant:
+                    tenants.append(tenant)
+        return tenants
 
     def write_subscriptions(self, tenant_id: str, path: Path) -> int:
         """Writes a customer's own subscriptions (one collection) to `path`; returns how many."""
-        raise NotImplementedError
+        call = self._partner_call(
+            "the subscriptions",
+            customer=tenant_id,
+            role="the Admin agent role in the partner portal, with a delegated admin relationship to this customer",
+        )
+        url = f"{self.endpoints.partner_center}/v1/customers/{tenant_id}/subscriptions"
+        with _Collection(path, "items") as out:
+            for item in self._portal_pages(call, url):
+                out.add(item)
+        return out.count
 
     def write_subscribed_skus(self, tenant_id: str, path: Path) -> int:
         """Writes a customer tenant's subscribed SKUs (every `@odata.nextLink` page) to `path` as one
         `{"value": [...]}`; returns how many."""
-        raise NotImplementedError
+        call = self._graph_call(
+            "the subscribed SKUs",
+            tenant_id,
+            role="the delegated role Directory Readers (or Global Reader) and the permission Organization.Read.All",
+        )
+        url: str | None = f"{self.endpoints.graph}/v1.0/subscribedSkus"
+        with _Collection(path, "value", total=False) as out:
+            while url:
+                page = self._json(call, self._get(call, url))
+                for item in _list(call, page, "value"):
+                    out.add(item)
+                url = page.get("@odata.nextLink") or None
+        return out.count
 
     def write_activity_report(self, tenant_id: str, day: dt.date, path: Path) -> Report:
         """Writes the tenant's active-user detail report of `day` (the 302's download, fetched
         without the bearer token) to `path`, paced by `report_rate`."""
-        raise NotImplementedError
+        call = self._graph_call(
+            f"the activity report of {day.isoformat()}",
+            tenant_id,
+            role="the delegated role Reports Reader and the permission Reports.Read.All",
+        )
+        url = f"{self.endpoints.graph}{REPORT.format(day=day.isoformat())}"
+        while True:
+            with self._lock:
+                pace = self._paces.setdefault(tenant_id, _Pace(self.report_rate))
+            pace.wait()
+            answer = self._get(call, url, stream=True)
+            try:
+                if answer.status_code in (301, 302, 303, 307, 308):
+                    location = urljoin(url, answer.headers.get("Location", ""))
+                    answer.close()
+                    written = self._download(call, location, path)
+                else:
+                    written = self._save(call, answer, path)
+            except _Retry:
+                continue  # the download broke off: ask for a new address (within the retry budget)
+            finally:
+                answer.close()
+            return Report(day, path, _report_rows(call, path, written))
+
+    def forget(self, tenant_id: str) -> None:
+        """Drops what the client keeps of a customer tenant once its downloads are done (its
+        token, its pace), so a pull of thousands of customers stays small."""
+        with self._lock:
+            self._apps.pop(tenant_id, None)
+            self._app_locks.pop(tenant_id, None)
+            self._paces.pop(tenant_id, None)
 
     def close(self) -> None:
-        raise NotImplementedError
+        self.session.close()
+        with self._lock:
+            self._apps.clear()
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def _partner_call(self, what: str, *, customer: str = "", role: str = "") -> _Call:
+        scope = f"{self.endpoints.partner_center}/.default"
+        return _Call(what, self.credentials.tenant_id, scope, customer, role or "the Admin agent role")
+
+    def _graph_call(self, what: str, tenant_id: str, *, role: str) -> _Call:
+        return _Call(what, tenant_id, f"{self.endpoints.graph}/.default", tenant_id, role)
+
+    def _portal_pages(self, call: _Call, url: str) -> Iterator[Any]:
+        """The items of a partner portal collection, page by page (`links.next` with its headers)."""
+        headers: dict[str, str] = {}
+        while True:
+            page = self._json(call, self._get(call, url, headers=headers))
+            yield from _list(call, page, "items")
+            following = ((page.get("links") or {}).get("next") or {}) if isinstance(page, dict) else {}
+            if not following.get("uri"):
+                return
+            url = urljoin(f"{self.endpoints.partner_center}/v1/", str(following["uri"]).lstrip("/").removeprefix("v1/"))
+            headers = {str(h.get("key")): str(h.get("value")) for h in following.get("headers") or [] if h.get("key")}
+
+    def _get(
+        self, call: _Call, url: str, *, headers: dict[str, str] | None = None, stream: bool = False
+    ) -> requests.Response:
+        """A GET with the call's token, retried as its answer allows; returns a 2xx or 3xx answer."""
+        refreshed, throttled = False, 0
+        while True:
+            token = self._token(call)
+            request_headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "MS-CorrelationId": self._correlation,
+                "MS-RequestId": str(uuid.uuid4()),
+                **(headers or {}),
+            }
+            try:
+                answer = self.session.get(
+                    url, headers=request_headers, timeout=self.timeout, allow_redirects=False, stream=stream
+                )
+            except requests.RequestException as error:
+                self._retry_or_fail(call, f"could not be reached ({_reason(error)})")
+                continue
+            self._count(requests=1)
+            status = answer.status_code
+            if status < 400:
+                return answer
+            detail = _vendor_message(answer)
+            answer.close()
+            if status == 401 and not refreshed:  # an expired or revoked token: one new token
+                refreshed = True
+                self._drop_token(call)
+                self._count(token_refreshes=1)
+                continue
+            if status == 429:
+                throttled += 1
+                wait = _retry_after(answer) or min(2.0**throttled, self.max_wait)
+                if throttled > self.throttle_retries or wait > self.max_wait:
+                    raise VendorError(
+                        ErrorKind.THROTTLED,
+                        f"{call.subject} kept being throttled by the vendor ({throttled} times); "
+                        "it is asked again at the next pull.",
+                        status=429,
+                    )
+                self._count(throttled=1)
+                time.sleep(wait)
+                continue
+            if status >= 500:
+                self._retry_or_fail(call, f"answered {status} ({detail})", wait=_retry_after(answer))
+                continue
+            raise self._refused(call, status, detail)
+
+    def _download(self, call: _Call, location: str, path: Path) -> int:
+        """The report's download address is short-lived and on another host: fetched with no
+        token (a fresh request, never the session's headers with Authorization)."""
+        try:
+            answer = self.session.get(location, timeout=self.timeout, stream=True, headers={"Accept": "text/csv"})
+        except requests.RequestException as error:
+            self._retry_or_fail(call, f"could not be downloaded ({_reason(error)})")
+            raise _Retry from None
+        self._count(requests=1)
+        if answer.status_code >= 400:
+            detail = _vendor_message(answer)
+            answer.close()
+            if answer.status_code >= 500 or answer.status_code in (403, 404, 410):  # expired address: ask again
+                self._retry_or_fail(call, f"download answered {answer.status_code} ({detail})")
+                raise _Retry
+            raise self._refused(call, answer.status_code, detail)
+        with answer:
+            return self._save(call, answer, path)
+
+    def _save(self, call: _Call, answer: requests.Response, path: Path) -> int:
+        """Streams an answer's body to `path`; a body cut off on the way is retried (budget)."""
+        written = 0
+        try:
+            with path.open("wb") as file:
+                for chunk in answer.iter_content(CHUNK):
+                    file.write(chunk)
+                    written += len(chunk)
+        except requests.RequestException as error:
+            self._count(bytes=written)
+            self._retry_or_fail(call, f"broke off after {written} bytes ({_reason(error)})")
+            raise _Retry from None
+        self._count(bytes=written)
+        return written
+
+    def _json(self, call: _Call, answer: requests.Response) -> Any:
+        with answer:
+            body = answer.content
+        self._count(bytes=len(body))
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError as error:
+            raise VendorError(
+                ErrorKind.MALFORMED,
+                f"{call.subject} came back as something that is not valid JSON ({error.msg} at byte "
+                f"{error.pos} of {len(body)}); it is asked again at the next pull.",
+            ) from None
+        except UnicodeDecodeError:
+            raise VendorError(
+                ErrorKind.MALFORMED,
+                f"{call.subject} came back as text that is not UTF-8; asked again at the next pull.",
+            ) from None
+
+    def _retry_or_fail(self, call: _Call, problem: str, *, wait: float | None = None) -> None:
+        """Spends one retry of the pull's budget and waits before it; UNAVAILABLE when none is left."""
+        with self._lock:
+            allowed = self._budget > 0
+            if allowed:
+                self._budget -= 1
+                self.stats.retries += 1
+                spent = self.stats.retries
+        if not allowed:
+            raise VendorError(
+                ErrorKind.UNAVAILABLE,
+                f"{call.subject} {problem}, and the pull's retries are spent; it is asked again at the next pull.",
+            )
+        time.sleep(min(wait if wait is not None else 0.25 * 2 ** min(spent, 5), self.max_wait))
+
+    def _refused(self, call: _Call, status: int, detail: str) -> VendorError:
+        subject = call.subject
+        if status == 401:
+            if call.customer:
+                return VendorError(
+                    ErrorKind.CONSENT_REVOKED,
+                    f"{subject} was refused (401: {detail}): the app's access to this customer was revoked.",
+                    status=status,
+                )
+            return VendorError(
+                ErrorKind.CREDENTIALS_REFUSED,
+                f"The partner portal refused the app's token (401: {detail}).",
+                status=status,
+            )
+        if status == 403:
+            return VendorError(
+                ErrorKind.PERMISSION_MISSING,
+                f"{subject} was refused (403: {detail}): the app needs {call.role}.",
+                status=status,
+            )
+        if status == 404 and call.customer:
+            return VendorError(
+                ErrorKind.TENANT_GONE,
+                f"{subject} was not found (404: {detail}): the customer's tenant is gone or no longer "
+                "the partner's customer.",
+                status=status,
+            )
+        return VendorError(ErrorKind.UNAVAILABLE, f"{subject} was refused ({status}: {detail}).", status=status)
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
+
+    # --- tokens ---------------------------------------------------------------------------------
+
+    def _token(self, call: _Call) -> str:
+        """The tenant's token for the call's service, reused until it expires (MSAL's cache)."""
+        app = self._app(call)
+        while True:
+            try:
+                result = app.acquire_token_for_client(scopes=[call.scope])
+            except requests.RequestException as error:
+                self._retry_or_fail(call, f"could not get a token ({_reason(error)})")
+                continue
+            if "access_token" in result:
+                return str(result["access_token"])
+            raise self._token_refused(call, result)
+
+    def _app(self, call: _Call) -> msal.ConfidentialClientApplication:
+        with self._lock:
+            app = self._apps.get(call.tenant)
+            lock = self._app_locks.setdefault(call.tenant, threading.Lock())
+        if app is not None:
+            return app
+        with lock:
+            with self._lock:
+                app = self._apps.get(call.tenant)
+            while app is None:
+                try:
+                    # instance_discovery off: MSAL would ask the public cloud about any other host.
+                    app = msal.ConfidentialClientApplication(
+                        self.credentials.client_id,
+                        client_credential=self.credentials.secret,
+                        authority=f"{self.endpoints.login}/{call.tenant}",
+                        instance_discovery=False,
+                        http_client=self.session,
+                        timeout=self.timeout[1],
+                    )
+                except requests.RequestException as error:
+                    self._retry_or_fail(call, f"could not reach the login service ({_reason(error)})")
+                except ValueError as error:  # MSAL could not read the tenant's configuration
+                    raise self._token_refused(call, {"error_description": str(error)}) from None
+            with self._lock:
+                self._apps[call.tenant] = app
+        return app
+
+    def _drop_token(self, call: _Call) -> None:
+        with self._lock:
+            app = self._apps.get(call.tenant)
+        if app is not None:
+            app.remove_tokens_for_client()
+
+    def _token_refused(self, call: _Call, result: dict[str, Any]) -> VendorError:
+        description = str(result.get("error_description") or result.get("error") or "no reason given")
+        codes = {int(code) for code in result.get("error_codes") or [] if str(code).isdigit()}
+        codes |= {int(code) for code in _aadsts(description)}
+        reason = description.splitlines()[0][:300]
+        if 90002 in codes:
+            if call.customer:
+                return VendorError(
+                    ErrorKind.TENANT_GONE,
+                    f"The tenant of customer {call.customer} no longer exists ({reason}).",
+                    code="90002",
+                )
+            return VendorError(
+                ErrorKind.CREDENTIALS_REFUSED,
+                f"The partner's tenant {call.tenant} does not exist ({reason}). Check the tenant id.",
+                code="90002",
+            )
+        if call.customer and codes & {700016, 65001, 7000112, 500011}:
+            return VendorError(
+                ErrorKind.CONSENT_REVOKED,
+                f"Customer {call.customer} has not consented to the app, or revoked it ({reason}). A Global "
+                "admin of the customer grants it again through the partner's delegated admin access.",
+                code=str(min(codes & {700016, 65001, 7000112, 500011})),
+            )
+        if not call.customer or codes & {7000215, 7000222, 700016}:
+            return VendorError(
+                ErrorKind.CREDENTIALS_REFUSED,
+                f"The login service refused the app's credentials ({reason}). Check the client id and secret "
+                "on the connection page.",
+                code=",".join(str(code) for code in sorted(codes)),
+            )
+        return VendorError(ErrorKind.UNAVAILABLE, f"No token for {call.subject.lower()} ({reason}).", code=str(codes))
+
+
+class _Retry(Exception):
+    """A download broke off and a retry was granted: the caller asks again."""
+
+
+class _Collection:
+    """Writes `{"totalCount": n, "<key>": [...]}` item by item (`{"value": [...]}` without total)."""
+
+    def __init__(self, path: Path, key: str, *, total: bool = True) -> None:
+        self.key, self.total, self.count = key, total, 0
+        self.file: IO[str] = path.open("w", encoding="utf-8")
+
+    def __enter__(self) -> _Collection:
+        self.file.write(f'{{"{self.key}": [')
+        return self
+
+    def add(self, item: Any) -> None:
+        self.file.write(("," if self.count else "") + json.dumps(item, ensure_ascii=False))
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.write("]" + (f', "totalCount": {self.count}' if self.total else "") + "}")
+        self.file.close()
+
+
+def _list(call: _Call, page: Any, key: str) -> list[Any]:
+    items = page.get(key) if isinstance(page, dict) else None
+    if not isinstance(items, list):
+        raise VendorError(
+            ErrorKind.MALFORMED,
+            f"{call.subject} came back without its list of {key!r}; it is asked again at the next pull.",
+        )
+    return items
+
+
+def _report_rows(call: _Call, path: Path, written: int) -> int:
+    """The report's user rows; a body that ends in the middle of a row is MALFORMED."""
+    if not written:
+        return 0
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        rows = 0
+        for row in reader:
+            if len(row) != len(header):
+                raise VendorError(
+                    ErrorKind.MALFORMED,
+                    f"The activity report of customer {call.customer} for {call.what.rsplit(' ', 1)[-1]} has "
+                    f"{len(row)} cells on line {reader.line_num} where its header has {len(header)} (cut short?); "
+                    "it is asked again at the next pull.",
+                )
+            rows += 1
+    return rows
+
+
+def _retry_after(answer: requests.Response) -> float | None:
+    """Retry-After in seconds (a number or an HTTP date), else None."""
+    value = answer.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value)
+    if value:
+        when = email.utils.parsedate_to_datetime(value) if "," in value else None
+        if when is not None:
+            return max((when - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
+    return None
+
+
+def _vendor_message(answer: requests.Response) -> str:
+    """The vendor's own words of an error answer (Graph's error.message, the portal's description),
+    short; never a header (no token can appear)."""
+    try:
+        body = answer.json() if answer.content else {}
+    except ValueError:
+        return answer.reason or "no explanation"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    elif isinstance(body, dict):
+        text = str(body.get("description") or body.get("error_description") or error or answer.reason)
+    else:
+        text = answer.reason
+    return " ".join(str(text).split())[:300] or "no explanation"
+
+
+def _reason(error: requests.RequestException) -> str:
+    if isinstance(error, requests.exceptions.SSLError):
+        return "its certificate is not trusted (VENDOR_CA_BUNDLE?)"
+    if isinstance(error, requests.Timeout):
+        return "no answer in time"
+    if isinstance(error, requests.ConnectionError):
+        text = str(error)
+        return "connection refused" if "refused" in text.lower() else "the connection failed"
+    return type(error).__name__
+
+
+def _aadsts(text: str) -> list[str]:
+    return re.findall(r"AADSTS(\d+)", text)
