@@ -55,7 +55,8 @@ class PullStatus(models.TextChoices):
 
 class PullRun(models.Model):
     """One pull of a partner's data: when, what it did, and how it ended. A nightly pull is one
-    row per partner and night (unique), so a second beat or a redelivered task never pulls twice."""
+    row per partner and night (unique), so a second beat or a redelivered task never pulls twice;
+    and a partner has at most one running pull."""
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
     trigger = models.CharField(max_length=10, choices=PullTrigger.choices)
@@ -82,6 +83,8 @@ class PullRun(models.Model):
             models.UniqueConstraint(
                 fields=["partner", "night"], condition=Q(trigger="nightly"), name="pull_run_per_night"
             ),
+            # One pull of a partner at a time: a second would fetch and import the same answers again.
+            models.UniqueConstraint(fields=["partner"], condition=Q(status="running"), name="pull_run_one_running"),
             models.CheckConstraint(condition=Q(trigger__in=PullTrigger.values), name="pull_run_trigger_valid"),
             models.CheckConstraint(condition=Q(status__in=PullStatus.values), name="pull_run_status_valid"),
         ]

@@ -191,13 +191,19 @@ class Download:
 
 
 def pull_start(*, partner: Partner, trigger: PullTrigger, customer: str = "") -> PullRun | None:
-    """Claims a pull: a nightly one once per partner and night (None when it is claimed already)."""
+    """Claims a pull: None when another pull of the partner is running, or when tonight's
+    nightly pull is claimed already (the database's unique constraints decide, whatever races)."""
+    pulls_sweep()  # a pull whose worker stopped no longer blocks the next
     night = yesterday_utc() if trigger == PullTrigger.NIGHTLY else None
     try:
         with transaction.atomic():
             return PullRun.objects.create(partner=partner, trigger=trigger, night=night, customer_tenant_id=customer)
     except IntegrityError:
-        logger.info("The nightly pull of partner %s is claimed already", partner.pk, extra={"partner_id": partner.pk})
+        logger.info(
+            "Partner %s: a pull is running or tonight's is claimed already",
+            partner.pk,
+            extra={"partner_id": partner.pk},
+        )
         return None
 
 

@@ -123,13 +123,19 @@ class _Call:
     what: str
     tenant: str  # the tenant the token is for
     scope: str
+    service: str  # "the partner portal", "the directory": who answers
     customer: str = ""  # the customer the answer is about ("" for the partner's own calls)
     role: str = ""
 
     @property
+    def object(self) -> str:
+        """What was asked: "the subscribed SKUs of customer …"."""
+        return self.what + (f" of customer {self.customer}" if self.customer else "")
+
+    @property
     def subject(self) -> str:
-        """What was asked, as a sentence starts: "The subscribed SKUs of customer …"."""
-        return f"{self.what[0].upper()}{self.what[1:]}" + (f" of customer {self.customer}" if self.customer else "")
+        """The same, as a sentence starts."""
+        return self.object[0].upper() + self.object[1:]
 
 
 class _Pace:
@@ -281,10 +287,12 @@ class VendorClient:
 
     def _partner_call(self, what: str, *, customer: str = "", role: str = "") -> _Call:
         scope = f"{self.endpoints.partner_center}/.default"
-        return _Call(what, self.credentials.tenant_id, scope, customer, role or "the Admin agent role")
+        return _Call(
+            what, self.credentials.tenant_id, scope, "the partner portal", customer, role or "the Admin agent role"
+        )
 
     def _graph_call(self, what: str, tenant_id: str, *, role: str) -> _Call:
-        return _Call(what, tenant_id, f"{self.endpoints.graph}/.default", tenant_id, role)
+        return _Call(what, tenant_id, f"{self.endpoints.graph}/.default", "the directory", tenant_id, role)
 
     def _portal_pages(self, call: _Call, url: str) -> Iterator[Any]:
         """The items of a partner portal collection, page by page (`links.next` with its headers)."""
@@ -317,7 +325,7 @@ class VendorClient:
                     url, headers=request_headers, timeout=self.timeout, allow_redirects=False, stream=stream
                 )
             except requests.RequestException as error:
-                self._retry_or_fail(call, f"could not be reached ({_reason(error)})")
+                self._retry_or_fail(call, f"{call.service} could not be reached ({_reason(error)})")
                 continue
             self._count(requests=1)
             status = answer.status_code
@@ -344,7 +352,7 @@ class VendorClient:
                 time.sleep(wait)
                 continue
             if status >= 500:
-                self._retry_or_fail(call, f"answered {status} ({detail})", wait=_retry_after(answer))
+                self._retry_or_fail(call, f"{call.service} answered {status} ({detail})", wait=_retry_after(answer))
                 continue
             raise self._refused(call, status, detail)
 
@@ -354,14 +362,14 @@ class VendorClient:
         try:
             answer = self.session.get(location, timeout=self.timeout, stream=True, headers={"Accept": "text/csv"})
         except requests.RequestException as error:
-            self._retry_or_fail(call, f"could not be downloaded ({_reason(error)})")
+            self._retry_or_fail(call, f"the download could not be reached ({_reason(error)})")
             raise _Retry from None
         self._count(requests=1)
         if answer.status_code >= 400:
             detail = _vendor_message(answer)
             answer.close()
             if answer.status_code >= 500 or answer.status_code in (403, 404, 410):  # expired address: ask again
-                self._retry_or_fail(call, f"download answered {answer.status_code} ({detail})")
+                self._retry_or_fail(call, f"the download answered {answer.status_code} ({detail})")
                 raise _Retry
             raise self._refused(call, answer.status_code, detail)
         with answer:
@@ -377,7 +385,7 @@ class VendorClient:
                     written += len(chunk)
         except requests.RequestException as error:
             self._count(bytes=written)
-            self._retry_or_fail(call, f"broke off after {written} bytes ({_reason(error)})")
+            self._retry_or_fail(call, f"the download broke off after {written} bytes ({_reason(error)})")
             raise _Retry from None
         self._count(bytes=written)
         return written
@@ -411,7 +419,8 @@ class VendorClient:
         if not allowed:
             raise VendorError(
                 ErrorKind.UNAVAILABLE,
-                f"{call.subject} {problem}, and the pull's retries are spent; it is asked again at the next pull.",
+                f"Could not get {call.object}: {problem}. The pull's retries are spent; it is asked again at the "
+                "next pull.",
             )
         time.sleep(min(wait if wait is not None else 0.25 * 2 ** min(spent, 5), self.max_wait))
 
@@ -458,7 +467,7 @@ class VendorClient:
             try:
                 result = app.acquire_token_for_client(scopes=[call.scope])
             except requests.RequestException as error:
-                self._retry_or_fail(call, f"could not get a token ({_reason(error)})")
+                self._retry_or_fail(call, f"the login service could not be reached ({_reason(error)})")
                 continue
             if "access_token" in result:
                 return str(result["access_token"])
@@ -485,7 +494,7 @@ class VendorClient:
                         timeout=self.timeout[1],
                     )
                 except requests.RequestException as error:
-                    self._retry_or_fail(call, f"could not reach the login service ({_reason(error)})")
+                    self._retry_or_fail(call, f"the login service could not be reached ({_reason(error)})")
                 except ValueError as error:  # MSAL could not read the tenant's configuration
                     raise self._token_refused(call, {"error_description": str(error)}) from None
             with self._lock:

@@ -99,7 +99,8 @@ def pull_now(request: PartnerRequest) -> HttpResponse:
         messages.error(request, "There is no connection to the vendor's APIs yet: a Global admin sets it up.")
         return redirect("collection:status")
     run = services.pull_start(partner=request.partner, trigger=PullTrigger.MANUAL)
-    if run is None:  # only nightly pulls are claimed once per night: not reached
+    if run is None:
+        messages.info(request, "A pull is running already: this page shows each customer as it is done.")
         return redirect("collection:status")
     not_queued: list[bool] = []
     pull_enqueue(run=run, on_failure=lambda: not_queued.append(True))

@@ -23,8 +23,8 @@ class Command(PartnerCommand):
         tenant = self.get_partner(partner)
         with scope(partner=tenant):
             run = services.pull_start(partner=tenant, trigger=PullTrigger.COMMAND, customer=customer.strip())
-            if run is None:  # only nightly pulls are claimed once per night: not reached
-                raise CommandError("The pull could not be started.")
+            if run is None:
+                raise CommandError("A pull of this partner is running already; see the sync status page.")
             run = services.vendor_pull(run=run)
             if run.status == PullStatus.FAILED:
                 raise CommandError(f"Nothing could be pulled: {run.get_error_kind_display()}: {run.error}")
