@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "PartnerInsights/1.0"
 REPORT = "/v1.0/reports/getOffice365ActiveUserDetail(date={day})"
 CHUNK = 64 * 1024
+BACKOFF = 0.25  # seconds before the first retry; doubling up to 8 s
 
 
 class ErrorKind(models.TextChoices):
@@ -139,7 +140,9 @@ class _Call:
 
 
 class _Pace:
-    """A sliding window of a tenant's report calls: waits until one more is allowed."""
+    """A sliding window of a tenant's report calls: waits until one more is allowed. A call is
+    stamped when its answer came (`answered`), so that the vendor, which counts a call when it
+    arrives, never sees more than the rate in any window."""
 
     def __init__(self, rate: Rate) -> None:
         self.rate, self.calls, self.lock = rate, deque[float](), threading.Lock()
@@ -154,12 +157,18 @@ class _Pace:
                 time.sleep(pause)
             self.calls.append(time.monotonic())
 
+    def answered(self) -> None:
+        with self.lock:
+            if self.calls:
+                self.calls[-1] = time.monotonic()
+
 
 class VendorClient:
     """One partner's client for one pull. Not thread-safe per tenant: the puller gives each
     worker thread its own customers; tokens are shared (MSAL's cache is locked).
 
-    `retry_budget` caps the retries of 5xx and network errors over the whole pull; `report_rate`
+    `retry_budget` caps the retries of 5xx and network errors per customer (and for the partner's
+    own calls), so a customer whose answers keep breaking gives up alone; `report_rate`
     paces the report calls per customer tenant; a 429 waits its Retry-After (up to `max_wait`
     seconds, else THROTTLED), at most `throttle_retries` times per call."""
 
@@ -169,7 +178,7 @@ class VendorClient:
         endpoints: Endpoints,
         *,
         report_rate: Rate,
-        retry_budget: int = 50,
+        retry_budget: int = 8,
         max_wait: float = 120.0,
         throttle_retries: int = 5,
         timeout: tuple[float, float] = (5.0, 60.0),
@@ -177,7 +186,8 @@ class VendorClient:
         self.credentials, self.endpoints, self.report_rate = credentials, endpoints, report_rate
         self.max_wait, self.throttle_retries, self.timeout = max_wait, throttle_retries, timeout
         self.stats = Stats()
-        self._budget = retry_budget
+        self.retry_budget = retry_budget
+        self._spent: dict[str, int] = {}  # retries spent per customer ("" for the partner's own calls)
         self._lock = threading.Lock()
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._app_locks: dict[str, threading.Lock] = {}
@@ -256,7 +266,10 @@ class VendorClient:
             with self._lock:
                 pace = self._paces.setdefault(tenant_id, _Pace(self.report_rate))
             pace.wait()
-            answer = self._get(call, url, stream=True)
+            try:
+                answer = self._get(call, url, stream=True)
+            finally:
+                pace.answered()
             try:
                 if answer.status_code in (301, 302, 303, 307, 308):
                     location = urljoin(url, answer.headers.get("Location", ""))
@@ -277,6 +290,7 @@ class VendorClient:
             self._apps.pop(tenant_id, None)
             self._app_locks.pop(tenant_id, None)
             self._paces.pop(tenant_id, None)
+            self._spent.pop(tenant_id, None)
 
     def close(self) -> None:
         self.session.close()
@@ -409,20 +423,21 @@ class VendorClient:
             ) from None
 
     def _retry_or_fail(self, call: _Call, problem: str, *, wait: float | None = None) -> None:
-        """Spends one retry of the pull's budget and waits before it; UNAVAILABLE when none is left."""
+        """Spends one retry of the customer's budget and waits before it (backoff, or the answer's
+        Retry-After); UNAVAILABLE when none is left."""
         with self._lock:
-            allowed = self._budget > 0
+            spent = self._spent.get(call.customer, 0)
+            allowed = spent < self.retry_budget
             if allowed:
-                self._budget -= 1
+                self._spent[call.customer] = spent + 1
                 self.stats.retries += 1
-                spent = self.stats.retries
         if not allowed:
             raise VendorError(
                 ErrorKind.UNAVAILABLE,
-                f"Could not get {call.object}: {problem}. The pull's retries are spent; it is asked again at the "
+                f"Could not get {call.object}: {problem}. It was tried {spent + 1} times; it is asked again at the "
                 "next pull.",
             )
-        time.sleep(min(wait if wait is not None else 0.25 * 2 ** min(spent, 5), self.max_wait))
+        time.sleep(min(wait if wait is not None else BACKOFF * 2 ** min(spent, 5), self.max_wait))
 
     def _refused(self, call: _Call, status: int, detail: str) -> VendorError:
         subject = call.subject
@@ -496,7 +511,10 @@ class VendorClient:
                 except requests.RequestException as error:
                     self._retry_or_fail(call, f"the login service could not be reached ({_reason(error)})")
                 except ValueError as error:  # MSAL could not read the tenant's configuration
-                    raise self._token_refused(call, {"error_description": str(error)}) from None
+                    # (the login service's own answer, e.g. AADSTS90002 for a tenant that is gone,
+                    # is the context of MSAL's "Unable to get authority configuration")
+                    answer = f"{error.__context__}\n" if error.__context__ else ""
+                    raise self._token_refused(call, {"error_description": f"{answer}{error}"}) from None
             with self._lock:
                 self._apps[call.tenant] = app
         return app
@@ -511,7 +529,8 @@ class VendorClient:
         description = str(result.get("error_description") or result.get("error") or "no reason given")
         codes = {int(code) for code in result.get("error_codes") or [] if str(code).isdigit()}
         codes |= {int(code) for code in _aadsts(description)}
-        reason = description.splitlines()[0][:300]
+        # the service's first line, without its "Trace ID: … Correlation ID: … Timestamp: …" tail
+        reason = description.splitlines()[0].split(" Trace ID:")[0].strip()[:300]
         if 90002 in codes:
             if call.customer:
                 return VendorError(

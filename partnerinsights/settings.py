@@ -319,7 +319,7 @@ VENDOR_CA_BUNDLE = os.environ.get("VENDOR_CA_BUNDLE", "") or None
 VENDOR_REPORT_RATE = os.environ.get("VENDOR_REPORT_RATE", "14/600")
 VENDOR_PULL_AT = os.environ.get("VENDOR_PULL_AT", "01:00")
 VENDOR_PULL_CONCURRENCY = int(os.environ.get("VENDOR_PULL_CONCURRENCY", "16"))  # customers downloaded side by side
-VENDOR_RETRY_BUDGET = int(os.environ.get("VENDOR_RETRY_BUDGET", "200"))  # 5xx and network retries per pull
+VENDOR_RETRY_BUDGET = int(os.environ.get("VENDOR_RETRY_BUDGET", "8"))  # 5xx and network retries per customer
 # Fernet keys of the vendor connections' secrets: the first encrypts, all decrypt (collection/encryption.py).
 CONNECTION_KEYS = env_list("CONNECTION_KEYS", "")
 CELERY_BEAT_SCHEDULE = {
