@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
 from accounts.models import Partner, StaffUser
 from collection import encryption
@@ -91,17 +92,20 @@ def connection_delete(*, partner: Partner) -> None:
     VendorConnection.objects.filter(partner=partner).delete()
 
 
-def vendor_client(connection: VendorConnection) -> VendorClient:
-    """A client with the connection's credentials and the configured endpoints and pace."""
+def vendor_client(connection: VendorConnection, *, interactive: bool = False) -> VendorClient:
+    """A client with the connection's credentials and the configured endpoints and pace.
+    `interactive`: for a person waiting on a page (the connection test), no retries, no waiting
+    on throttling, and short timeouts, so it answers well within the web server's timeout."""
     try:
         secret = encryption.decrypt(connection.encrypted_secret)
     except encryption.SecretUnreadable as error:
         raise NotConnected(str(error)) from None
+    patience: dict[str, Any] = {"retry_budget": 0, "max_wait": 0.0, "timeout": (3.0, 8.0)} if interactive else {}
     return VendorClient(
         Credentials(connection.tenant_id, connection.client_id, secret),
         endpoints(),
         report_rate=Rate.parse(settings.VENDOR_REPORT_RATE),
-        retry_budget=settings.VENDOR_RETRY_BUDGET,
+        **({"retry_budget": settings.VENDOR_RETRY_BUDGET} | patience),
     )
 
 
@@ -132,7 +136,10 @@ def connection_test(*, partner: Partner) -> list[Check]:
         return [Check("connection", False, "No connection is set up yet.")]
     checks: list[Check] = []
     try:
-        with _client(connection) as client, tempfile.TemporaryDirectory(prefix="vendor-test-") as folder:
+        with (
+            _client(connection, interactive=True) as client,
+            tempfile.TemporaryDirectory(prefix="vendor-test-") as folder,
+        ):
             client.check_partner_token()
             checks.append(Check("token", True, "The partner portal accepted the app's credentials."))
             tenants = client.write_customers(Path(folder) / "customers.json")
@@ -152,8 +159,8 @@ def connection_test(*, partner: Partner) -> list[Check]:
 
 
 @contextmanager
-def _client(connection: VendorConnection) -> Iterator[VendorClient]:
-    client = vendor_client(connection)
+def _client(connection: VendorConnection, *, interactive: bool = False) -> Iterator[VendorClient]:
+    client = vendor_client(connection, interactive=interactive)
     try:
         yield client
     finally:
@@ -205,6 +212,19 @@ def pull_start(*, partner: Partner, trigger: PullTrigger, customer: str = "") ->
             extra={"partner_id": partner.pk},
         )
         return None
+
+
+def pull_claim(*, run_id: int) -> PullRun | None:
+    """The pull a task is to run, or None when it has ended (a redelivered task pulls nothing twice).
+    Read across partners: the task learns its partner from the run."""
+    with scopes_disabled():
+        return PullRun.objects.select_related("partner").filter(pk=run_id, status=PullStatus.RUNNING).first()
+
+
+def connected_partners() -> list[Partner]:
+    """The partners with a connection, for the nightly pull (read across partners)."""
+    with scopes_disabled():
+        return list(Partner.objects.filter(pk__in=VendorConnection.objects.values("partner")).order_by("pk"))
 
 
 def vendor_pull(*, run: PullRun) -> PullRun:
@@ -402,11 +422,12 @@ def _fields(run: PullRun) -> dict[str, object]:
 
 
 def pulls_sweep(*, now: dt.datetime | None = None) -> int:
-    """Ends the pulls whose worker stopped (no heartbeat for STALE_PULL) as failed."""
+    """Ends the pulls whose worker stopped (no heartbeat for STALE_PULL) as failed, of every partner."""
     cutoff = (now or timezone.now()) - STALE_PULL
-    return PullRun.objects.filter(status=PullStatus.RUNNING, heartbeat_at__lt=cutoff).update(
-        status=PullStatus.FAILED,
-        error_kind=ErrorKind.UNAVAILABLE,
-        error="The worker running this pull stopped; the next pull continues where it left off.",
-        finished_at=now or timezone.now(),
-    )
+    with scopes_disabled():
+        return PullRun.objects.filter(status=PullStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+            status=PullStatus.FAILED,
+            error_kind=ErrorKind.UNAVAILABLE,
+            error="The worker running this pull stopped; the next pull continues where it left off.",
+            finished_at=now or timezone.now(),
+        )

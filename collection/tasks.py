@@ -9,9 +9,8 @@ from celery import shared_task
 from django.db import transaction
 from django_scopes import scope
 
-from accounts.models import Partner
 from collection import services
-from collection.models import PullRun, PullTrigger, VendorConnection
+from collection.models import PullRun, PullTrigger
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +19,10 @@ logger = logging.getLogger(__name__)
 # starts, its ledger row (PullRun) ends it as failed if the worker stops (services.pulls_sweep).
 @shared_task(name="collection.pull", soft_time_limit=10 * 3600, time_limit=10 * 3600 + 300)
 def pull(*, run_id: int) -> str:
-    run = PullRun.objects.select_related("partner").get(pk=run_id)
+    run = services.pull_claim(run_id=run_id)
+    if run is None:
+        logger.info("Pull %s has ended already; skipped", run_id, extra={"pull_id": run_id})
+        return "skipped"
     with scope(partner=run.partner):
         return services.vendor_pull(run=run).status
 
@@ -31,7 +33,7 @@ def nightly_pull() -> int:
     partner and night; ends the pulls whose worker stopped."""
     services.pulls_sweep()
     started = 0
-    for partner in Partner.objects.filter(pk__in=VendorConnection.objects.values("partner")).order_by("pk"):
+    for partner in services.connected_partners():
         with scope(partner=partner):
             run = services.pull_start(partner=partner, trigger=PullTrigger.NIGHTLY)
         if run is not None:

@@ -4,6 +4,25 @@ directory (Microsoft Graph), with app-only tokens from the login service through
 Every answer is written to a file as it streams in, never held whole in memory; the files have the
 shapes of vendor-formats.md, so the import pipeline reads them as it reads uploaded exports.
 A failure raises VendorError with its kind and a sentence a partner can act on.
+
+The documented behaviour each piece follows (Microsoft Learn, learn.microsoft.com):
+- tokens: the client credentials grant, one token per tenant and resource `<resource>/.default`
+  (/entra/identity-platform/v2-oauth2-client-creds-grant-flow); MSAL's acquire_token_for_client
+  keeps it until it expires (/entra/msal/python/); vendor-formats.md §5 for what was verified here;
+- partner portal: GET /v1/customers pages with `links.next` whose `headers` carry
+  MS-ContinuationToken (/partner-center/developer/get-a-list-of-customers); a customer's
+  subscriptions (/partner-center/developer/get-all-of-a-customer-s-subscriptions); the
+  MS-RequestId and MS-CorrelationId headers (/partner-center/developer/headers);
+- directory: `@odata.nextLink` followed as given (/graph/paging); subscribedSkus
+  (/graph/api/subscribedsku-list); the active-user detail report answers 302 Found with a
+  short-lived, pre-authenticated download address in Location
+  (/graph/api/reportroot-getoffice365activeuserdetail), fetched here without the token;
+- throttling: 429 with Retry-After, to be waited before asking again (/graph/throttling); the
+  reports service allows 14 requests per 10 minutes per app and tenant
+  (/graph/throttling-limits#reports-service-limits);
+- roles and concealment: which roles may read reports (/graph/reportroot-authorization); concealed
+  user names and how an admin turns it off
+  (/microsoft-365/admin/activity-reports/activity-reports#show-user-details-in-the-reports).
 """
 
 from __future__ import annotations

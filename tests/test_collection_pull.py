@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -21,8 +22,8 @@ from django.db import connection
 
 from accounts.models import Partner
 from accounts.roles import Role
-from collection import encryption, services
-from collection.models import CustomerSync, PullRun, PullStatus, VendorConnection
+from collection import encryption, services, tasks
+from collection.models import CustomerSync, PullRun, PullStatus, PullTrigger, VendorConnection
 from collection.vendor import ErrorKind
 from customers.models import Activity, Customer, EndUser, LicenseAssignment, Subscription
 from imports.models import ImportOrigin, ImportRun
@@ -38,9 +39,10 @@ from metrics.models import (
     WorkloadSnapshot,
 )
 from metrics.services import metrics_recompute, yesterday
+from partnerinsights.celery import app as celery_app
 from tests import factories
 from tests.conftest import CONNECTION_KEY, client_for, token_client_for
-from tests.processes import ROOT, manage, project_env
+from tests.processes import ROOT, celery_worker, manage, private_folder, project_env, wait_for
 from tests.test_vendor_import import tables
 from tests.vendor_replay import VendorReplay, World, make_world
 
@@ -478,3 +480,49 @@ def test_a_pull_of_ten_times_the_customers_needs_no_more_memory(tmp_path):
     large = peak_memory_of_a_pull(env, fast_world(customers=200, users=20, seed=200), "large")
     # answers go to disk as they arrive, customers are imported one by one and forgotten
     assert large < small + 16 * 2**20, (small, large)
+
+
+def test_pulls_go_to_their_own_queue():
+    route = celery_app.amqp.router.route({}, "collection.pull", args=(), kwargs={})
+    assert route["queue"].name == "collection"
+    assert celery_app.amqp.router.route({}, "collection.nightly_pull", args=(), kwargs={})["queue"].name == "collection"
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs the real Redis (CI sets REDIS_URL)")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_real_worker_on_redis_runs_a_pull_and_its_recompute(partner):
+    world = fast_world(customers=3, users=4)
+    queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
+    database = connection.settings_dict
+    with VendorReplay(world) as replay:
+        env = project_env(
+            database_url=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+            if connection.vendor == "postgresql"
+            else f"sqlite:///{database['NAME']}",
+            redis_url=os.environ["REDIS_URL"],
+            VENDOR_LOGIN_URL=replay.login_url,
+            VENDOR_PARTNER_CENTER_URL=replay.partner_center_url,
+            VENDOR_GRAPH_URL=replay.graph_url,
+            VENDOR_CA_BUNDLE=replay.ca_path,
+            VENDOR_REPORT_RATE="1000/1",
+            CONNECTION_KEYS=CONNECTION_KEY,
+        )
+        VendorConnection.objects.create(
+            partner=partner,
+            tenant_id=world.partner_tenant,
+            client_id=world.client_id,
+            encrypted_secret=encryption.encrypt(world.secret),
+        )
+        run = services.pull_start(partner=partner, trigger=PullTrigger.MANUAL)
+        celery_app.conf.task_always_eager = False
+        try:
+            with private_folder() as folder, celery_worker(env, folder / "worker.log", queue=queue) as worker:
+                tasks.pull.apply_async(kwargs={"run_id": run.pk}, queue=queue)
+                finished = PullRun.objects.filter(pk=run.pk, status=PullStatus.SUCCEEDED)
+                wait_for(finished.exists, timeout=90, what="the worker's pull", log=folder / "worker.log")
+                # the recompute it queued goes to the recompute queue (not this worker's): it is queued
+                assert worker.poll() is None
+        finally:
+            celery_app.conf.task_always_eager = True
+    assert CustomerSync.objects.filter(partner=partner, error="", last_report_day=YESTERDAY).count() == 3
+    assert Customer.objects.filter(partner=partner).count() == 3
