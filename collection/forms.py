@@ -7,22 +7,30 @@ from typing import Any
 
 from django import forms
 
+# A GUID shown whole (36 characters), never corrected by the browser.
+GUID_INPUT = forms.TextInput(attrs={"class": "guid", "spellcheck": "false", "autocomplete": "off"})
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class ConnectionForm(forms.Form):
     tenant_id = forms.CharField(
-        label="Your directory tenant id", max_length=100, help_text="The GUID of your own (the partner's) tenant."
+        label="Your directory tenant id",
+        max_length=100,
+        widget=GUID_INPUT,
+        help_text="The GUID of your own (the partner's) tenant.",
     )
     client_id = forms.CharField(
-        label="Application (client) id", max_length=100, help_text="Of the app registered in your directory."
+        label="Application (client) id",
+        max_length=100,
+        widget=GUID_INPUT,
+        help_text="Of the app registered in your directory.",
     )
     client_secret = forms.CharField(
         label="Client secret",
         required=False,
         max_length=1000,
         strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "class": "guid"}),
         help_text="Never shown again once saved. Leave empty to keep the stored secret.",
     )
 

@@ -6,6 +6,7 @@ pull and the test of the connection decrypt it, and nothing shows it back.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import ClassVar, Self
 
 from django.conf import settings
@@ -125,3 +126,10 @@ class CustomerSync(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} of {self.partner_id}"
+
+    @property
+    def data_age_days(self) -> int | None:
+        """Days from the last day of activity pulled to today (UTC, as the report API counts)."""
+        if self.last_report_day is None:
+            return None
+        return (timezone.now().astimezone(dt.UTC).date() - self.last_report_day).days

@@ -548,8 +548,9 @@ class VendorClient:
         description = str(result.get("error_description") or result.get("error") or "no reason given")
         codes = {int(code) for code in result.get("error_codes") or [] if str(code).isdigit()}
         codes |= {int(code) for code in _aadsts(description)}
-        # the service's first line, without its "Trace ID: … Correlation ID: … Timestamp: …" tail
-        reason = description.splitlines()[0].split(" Trace ID:")[0].strip()[:300]
+        # the service's first sentence (its later ones and the "Trace ID: … Correlation ID: …"
+        # tail are for the vendor's support)
+        reason = description.splitlines()[0].split(" Trace ID:")[0].split(". ")[0].strip().rstrip(".")[:300]
         if 90002 in codes:
             if call.customer:
                 return VendorError(

@@ -6,6 +6,7 @@ which installs chromium): there a missing browser fails the run instead of hidin
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from django.core.management import call_command
 from accounts.models import StaffUser
 from accounts.roles import Role
 from imports.management.commands.generate_demo_data import DEMO_PASSWORD, DEMO_STAFF
+from tests.test_collection_pull import fast_world, vendor  # noqa: F401 (vendor: a fixture)
 from tests.test_metrics import World
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -184,3 +186,43 @@ def download_export(page, tmp_path: Path) -> tuple[list[str], str]:
     download.value.save_as(saved)
     assert saved.name.startswith("partner-insights_demo_family_")
     return saved.read_text(encoding="utf-8-sig").splitlines(), download.value.url
+
+
+SCREENSHOTS = os.environ.get("SCREENSHOTS_DIR", "")  # set it to keep the pages' pictures to look at
+
+
+def test_the_connection_and_sync_pages_tell_a_partner_what_works_and_what_to_do(
+    live_server, browser_page, partner, vendor, tmp_path
+):
+    world = fast_world(customers=5, users=4, seed=5, concealed={4})
+    world.faults[world.tenants[1].tenant_id] = {"consent_revoked"}
+    world.faults[world.tenants[2].tenant_id] = {"truncated_csv"}
+    vendor(world)
+    call_command("pull_vendor_data", "--partner", partner.slug, stderr=io.StringIO())
+    StaffUser.objects.create_user("owner@alpha.example", PASSWORD, partner=partner, role=Role.GLOBAL_ADMIN)
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    page = browser_page
+    page.goto(f"{live_server.url}/settings/connection/")
+    page.fill("input[name=username]", "owner@alpha.example")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.get_by_role("button", name="Test connection").click()
+    page.wait_for_load_state()
+    text = page.inner_text("main")
+    assert "The connection works." in text
+    assert "The partner portal listed 5 customers." in text
+    assert world.secret not in page.content()
+    page.screenshot(path=folder / "connection.png", full_page=True)
+
+    page.get_by_role("link", name="Sync", exact=True).click()
+    page.wait_for_load_state()
+    text = page.inner_text("main")
+    assert "Some customers failed" in text
+    assert "2 failing" in text
+    assert "Consent revoked or never given" in text
+    assert "Malformed answer" in text
+    assert "1 customer conceals user names in reports" in text
+    assert text.count("28 days of activity") == 3
+    page.screenshot(path=folder / "sync.png", full_page=True)
+    assert page.console_errors == []
+    assert page.failed_requests == page.error_responses == []
