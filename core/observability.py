@@ -67,8 +67,11 @@ def scrub(logger: Any, method: str, event: EventDict) -> EventDict:
         event[field] = FILTERED
     if event.get("message") == event.get("event"):
         del event["message"]  # standard logging's formatted text, which ExtraAdder copies again
-    if isinstance(event.get("request"), str):
-        event["request"] = redact_path(event["request"])
+    request = event.get("request")
+    if isinstance(request, HttpRequest):  # Django's own log calls pass the request object (repr: its full URL)
+        event["request"] = f"{request.method} {redact_path(request.path)}"
+    elif isinstance(request, str):
+        event["request"] = redact_path(request)
     if isinstance(event.get("event"), str) and PASSWORD_LINK.search(event["event"]):
         event["event"] = redact_path(event["event"])
     return event

@@ -88,6 +88,22 @@ def test_password_links_and_query_strings_stay_out_of_the_log(db, json_log):
     assert "0123456789abcdef" not in json.dumps(json_log())
 
 
+def test_a_server_error_logs_no_password_link_and_no_query_string(db, json_log, monkeypatch):
+    """Django's error log of a 500 passes the request itself (whose repr is its whole URL)."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr("django.contrib.auth.views.PasswordResetConfirmView.get_user", broken)
+    Client(raise_request_exception=False).get("/accounts/reset/MQ/d2f1k7-0123456789abcdef0123456789abcdef/?next=/x")
+    (error,) = [record for record in json_log() if record["logger"] == "django.request"]
+    assert (error["level"], error["status_code"]) == ("error", 500)
+    assert error["request"] == "GET /accounts/reset/…/…/"
+    assert "RuntimeError: the database is gone" in error["exception"]
+    assert "0123456789abcdef" not in json.dumps(json_log())
+    assert "next=" not in json.dumps(json_log())
+
+
 def test_failed_sign_ins_log_no_password_and_no_email(staff, json_log):
     user, wrong = staff[Role.SALES_AGENT], "Wr0ng-horse-battery-Hunter2"
     for _ in range(settings.AXES_FAILURE_LIMIT + 1):
