@@ -187,6 +187,14 @@ def test_uploads_answer_at_once_and_the_worker_imports_them(stack, scratch):
 
         for run_id in (page_run, api_run):
             wait_for(lambda r=run_id: stack.run(r)[0] == "succeeded", timeout=TIMEOUT, what=f"run {run_id}")
+
+        def api_phase() -> str:  # a succeeded run queues its recompute after its commit, then says "done"
+            answer = requests.get(
+                accepted.headers["Location"], headers={"Authorization": f"Bearer {token}"}, timeout=10
+            )
+            return answer.json()["phase"]
+
+        wait_for(lambda: api_phase() == "done", timeout=10, what="the API to say done")
         done = requests.get(accepted.headers["Location"], headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert (done.json()["status"], done.json()["phase"], done.json()["totals"]["created"]) == (
             "succeeded",
