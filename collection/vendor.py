@@ -432,7 +432,7 @@ class VendorClient:
         except json.JSONDecodeError as error:
             raise VendorError(
                 ErrorKind.MALFORMED,
-                f"{call.subject} came back as something that is not valid JSON ({error.msg} at byte "
+                f"{call.subject} came back as something that is not valid JSON ({error.msg}, byte "
                 f"{error.pos} of {len(body)}); it is asked again at the next pull.",
             ) from None
         except UnicodeDecodeError:
@@ -459,12 +459,13 @@ class VendorClient:
         time.sleep(min(wait if wait is not None else BACKOFF * 2 ** min(spent, 5), self.max_wait))
 
     def _refused(self, call: _Call, status: int, detail: str) -> VendorError:
-        subject = call.subject
+        service = call.service[0].upper() + call.service[1:]
         if status == 401:
             if call.customer:
                 return VendorError(
                     ErrorKind.CONSENT_REVOKED,
-                    f"{subject} was refused (401: {detail}): the app's access to this customer was revoked.",
+                    f"{service} refused the app {call.object} (401: {detail}): its access to this customer was "
+                    "revoked.",
                     status=status,
                 )
             return VendorError(
@@ -475,17 +476,19 @@ class VendorClient:
         if status == 403:
             return VendorError(
                 ErrorKind.PERMISSION_MISSING,
-                f"{subject} was refused (403: {detail}): the app needs {call.role}.",
+                f"{service} refused the app {call.object} (403: {detail}): the app needs {call.role}.",
                 status=status,
             )
         if status == 404 and call.customer:
             return VendorError(
                 ErrorKind.TENANT_GONE,
-                f"{subject} was not found (404: {detail}): the customer's tenant is gone or no longer "
-                "the partner's customer.",
+                f"{service} found no {call.object} (404: {detail}): the customer's tenant is gone or no "
+                "longer the partner's customer.",
                 status=status,
             )
-        return VendorError(ErrorKind.UNAVAILABLE, f"{subject} was refused ({status}: {detail}).", status=status)
+        return VendorError(
+            ErrorKind.UNAVAILABLE, f"{service} refused the app {call.object} ({status}: {detail}).", status=status
+        )
 
     def _count(self, **increments: int) -> None:
         with self._lock:

@@ -359,8 +359,9 @@ def test_the_connection_test_says_what_works_and_names_a_missing_role(vendor, pa
     assert "The connection does not work yet" in page
     assert "The partner portal listed 3 customers." in page
     assert (
-        f"The subscribed SKUs of customer {sample.tenant_id} was refused (403: Authorization_RequestDenied: "
-        "Insufficient privileges to complete the operation.): the app needs the delegated role Directory Readers"
+        f"The directory refused the app the subscribed SKUs of customer {sample.tenant_id} (403: "
+        "Authorization_RequestDenied: Insufficient privileges to complete the operation.): the app needs the "
+        "delegated role Directory Readers"
     ) in page
 
 
