@@ -482,7 +482,7 @@ class VendorClient:
         if status == 404 and call.customer:
             return VendorError(
                 ErrorKind.TENANT_GONE,
-                f"{service} found no {call.object} (404: {detail}): the customer's tenant is gone or no "
+                f"{service} answered 404 for {call.object} ({detail}): the customer's tenant is gone or no "
                 "longer the partner's customer.",
                 status=status,
             )
