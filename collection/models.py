@@ -66,6 +66,7 @@ class PullRun(models.Model):
     status = models.CharField(max_length=10, choices=PullStatus.choices, default=PullStatus.RUNNING)
     started_at = models.DateTimeField(default=timezone.now)
     heartbeat_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker took it (once).")
     finished_at = models.DateTimeField(null=True, blank=True)
     customers_total = models.PositiveIntegerField(default=0)
     customers_done = models.PositiveIntegerField(default=0)

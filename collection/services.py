@@ -15,8 +15,10 @@ import csv
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -47,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 REPORT_FILE = "ActiveUserDetail_{day}.csv"
 STALE_PULL = dt.timedelta(minutes=30)  # a running pull without a heartbeat this long has stopped
+HEARTBEAT = dt.timedelta(minutes=1)  # how often a running pull says it is alive
+RECOMPUTE_EVERY = 3600.0  # seconds: a long pull queues the recompute of what it imported this often
+TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class NotConnected(Exception):
@@ -142,8 +148,9 @@ def connection_test(*, partner: Partner) -> list[Check]:
         ):
             client.check_partner_token()
             checks.append(Check("token", True, "The partner portal accepted the app's credentials."))
-            tenants = client.write_customers(Path(folder) / "customers.json")
-            checks.append(Check("customers", True, f"The partner portal listed {len(tenants)} customers."))
+            tenants = client.write_customers(Path(folder) / "customers.json", first_page_only=True)
+            listed = f"{len(tenants)} customers" + (" on its first page" if client.more_customers else "")
+            checks.append(Check("customers", True, f"The partner portal listed {listed}."))
             if tenants:
                 skus = client.write_subscribed_skus(tenants[0], Path(folder) / "skus.json")
                 checks.append(
@@ -215,10 +222,15 @@ def pull_start(*, partner: Partner, trigger: PullTrigger, customer: str = "") ->
 
 
 def pull_claim(*, run_id: int) -> PullRun | None:
-    """The pull a task is to run, or None when it has ended (a redelivered task pulls nothing twice).
-    Read across partners: the task learns its partner from the run."""
+    """Takes a queued pull for this worker, once: None when another worker took it or it has
+    ended (a redelivered task pulls nothing twice). Read across partners: the task learns its
+    partner from the run."""
+    now = timezone.now()
     with scopes_disabled():
-        return PullRun.objects.select_related("partner").filter(pk=run_id, status=PullStatus.RUNNING).first()
+        waiting = PullRun.objects.filter(pk=run_id, status=PullStatus.RUNNING, claimed_at__isnull=True)
+        if not waiting.update(claimed_at=now, heartbeat_at=now):
+            return None
+        return PullRun.objects.select_related("partner").get(pk=run_id)
 
 
 def connected_partners() -> list[Partner]:
@@ -235,22 +247,33 @@ def vendor_pull(*, run: PullRun) -> PullRun:
     if connection is None:
         return _pull_failed(run, ErrorKind.CREDENTIALS_REFUSED, "No connection to the vendor's APIs is set up.")
     touched: list[tuple[dt.date, dt.date]] = []
+    recomputed_at = time.monotonic()
     try:
         with _client(connection) as client, tempfile.TemporaryDirectory(prefix="vendor-pull-") as scratch:
             customers = _customer_list(client, Path(scratch), only=run.customer_tenant_id)
             run.customers_total = len(customers)
             run.save(update_fields=["customers_total"])
-            for download in _downloads(client, customers, Path(scratch), partner):
+            for download in _downloads(client, customers, Path(scratch), run):
                 touched += _import_customer(run, download, customers[download.tenant_id])
                 _record_stats(run, client)
+                if touched and time.monotonic() - recomputed_at > RECOMPUTE_EVERY:  # a long first pull
+                    _recompute(partner, touched)
+                    touched, recomputed_at = [], time.monotonic()
     except NotConnected as error:
         return _pull_failed(run, ErrorKind.CREDENTIALS_REFUSED, str(error))
     except VendorError as error:
+        _recompute(partner, touched)
         return _pull_failed(run, error.kind, error.message)
+    except SoftTimeLimitExceeded:
+        _recompute(partner, touched)
+        return _pull_failed(
+            run, ErrorKind.UNAVAILABLE, "The pull reached its time limit; the next pull goes on where it stopped."
+        )
     _recompute(partner, touched)
     run.status = PullStatus.PARTIAL if run.customers_failed else PullStatus.SUCCEEDED
     run.finished_at = timezone.now()
-    run.save()
+    if not _save_if_running(run):
+        return run
     logger.info(
         "Pull %s of partner %s %s: %d customers, %d failed",
         run.pk,
@@ -269,7 +292,11 @@ def _customer_list(client: VendorClient, scratch: Path, *, only: str) -> dict[st
     client.write_customers(path)
     with path.open(encoding="utf-8") as file:
         items = json.load(file).get("items", [])  # a page at a time on the wire; ~1 kB per customer here
-    customers = {item["companyProfile"]["tenantId"]: item for item in items if _tenant(item)}
+    # a tenant id names folders and URLs: only GUIDs (the directory's form) are taken
+    customers = {_tenant(item): item for item in items if TENANT_ID.fullmatch(_tenant(item))}
+    skipped = sum(1 for item in items if not TENANT_ID.fullmatch(_tenant(item)))
+    if skipped:
+        logger.warning("%d customers of the partner portal have no directory tenant id; skipped", skipped)
     if only:
         if only not in customers:
             raise VendorError(ErrorKind.TENANT_GONE, f"{only} is not among the partner portal's customers.")
@@ -277,17 +304,18 @@ def _customer_list(client: VendorClient, scratch: Path, *, only: str) -> dict[st
     return customers
 
 
-def _tenant(item: dict[str, Any]) -> str:
-    profile = item.get("companyProfile") or {}
-    return str(profile.get("tenantId") or "")
+def _tenant(item: Any) -> str:
+    profile = (item.get("companyProfile") if isinstance(item, dict) else None) or {}
+    return str(profile.get("tenantId") or "") if isinstance(profile, dict) else ""
 
 
 def _downloads(
-    client: VendorClient, customers: dict[str, dict[str, Any]], scratch: Path, partner: Partner
+    client: VendorClient, customers: dict[str, dict[str, Any]], scratch: Path, run: PullRun
 ) -> Iterator[Download]:
     """Each customer's answers as they complete, downloaded side by side (at most twice the
-    concurrency in flight, so the scratch folder stays small)."""
-    last_days = dict(CustomerSync.objects.filter(partner=partner).values_list("tenant_id", "last_report_day"))
+    concurrency in flight, so the scratch folder stays small). While it waits, the pull's
+    heartbeat goes on, so a customer paced or throttled for long never makes it look stopped."""
+    last_days = dict(CustomerSync.objects.filter(partner=run.partner).values_list("tenant_id", "last_report_day"))
     until = yesterday_utc()
     pending = iter(customers)
     workers = max(settings.VENDOR_PULL_CONCURRENCY, 1)
@@ -299,7 +327,9 @@ def _downloads(
                 running.add(pool.submit(_download, client, tenant, customers[tenant], scratch / tenant, days))
             if not running:
                 return
-            done, running = wait(running, return_when=FIRST_COMPLETED)
+            done, running = wait(running, timeout=HEARTBEAT.total_seconds(), return_when=FIRST_COMPLETED)
+            if not done:  # a minute without a customer done (each one done beats too)
+                PullRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
             for future in done:
                 yield future.result()
 
@@ -322,6 +352,17 @@ def _download(client: VendorClient, tenant: str, item: dict[str, Any], folder: P
         download.concealed = bool(download.reports) and _concealed(download.reports[-1].path)
     except VendorError as error:
         download.error = error
+    except (UnicodeDecodeError, csv.Error) as error:  # a report the client could not even count
+        download.error = VendorError(
+            ErrorKind.MALFORMED, f"The answers of customer {tenant} could not be read ({type(error).__name__})."
+        )
+    except Exception as error:  # a full disk, an answer of an unforeseen shape: this customer's alone
+        logger.warning("Customer %s: download failed (%s)", tenant, type(error).__name__, exc_info=True)
+        download.error = VendorError(
+            ErrorKind.UNAVAILABLE,
+            f"The answers of customer {tenant} could not be stored ({type(error).__name__}: "
+            f"{str(error)[:200]}); it is asked again at the next pull.",
+        )
     finally:
         client.forget(tenant)
     return download
@@ -405,9 +446,20 @@ def _recompute(partner: Partner, touched: list[tuple[dt.date, dt.date]]) -> None
     recompute_enqueue(partner=partner, dates=dates, trigger=Trigger.COLLECTION)
 
 
+def _save_if_running(run: PullRun) -> bool:
+    """Records how a pull ended, unless the sweeper ended it meanwhile (then it stays as swept)."""
+    fields = {field.attname: getattr(run, field.attname) for field in PullRun._meta.concrete_fields}
+    del fields["id"]
+    saved = PullRun.objects.filter(pk=run.pk, status=PullStatus.RUNNING).update(**fields)
+    if not saved:
+        logger.warning("Pull %s was ended by the sweeper before it finished", run.pk, extra=_fields(run))
+    return bool(saved)
+
+
 def _pull_failed(run: PullRun, kind: ErrorKind, message: str) -> PullRun:
     run.status, run.error_kind, run.error, run.finished_at = PullStatus.FAILED, kind, message, timezone.now()
-    run.save()
+    if not _save_if_running(run):
+        return run
     logger.error("Pull %s of partner %s failed (%s)", run.pk, run.partner_id, kind, extra=_fields(run))
     return run
 

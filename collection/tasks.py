@@ -15,13 +15,14 @@ from collection.models import PullRun, PullTrigger
 logger = logging.getLogger(__name__)
 
 
-# A pull may take hours on a first collection (the report API's pace): acknowledged when it
-# starts, its ledger row (PullRun) ends it as failed if the worker stops (services.pulls_sweep).
-@shared_task(name="collection.pull", soft_time_limit=10 * 3600, time_limit=10 * 3600 + 300)
+# A first pull may take most of a day (the report API's pace: docs/collection.md). It ends before
+# the next night's (23 h), queueing the recompute of what it imported; the next pull goes on where
+# it stopped. Its ledger row (PullRun) is claimed once, so a redelivered task never runs it twice.
+@shared_task(name="collection.pull", soft_time_limit=23 * 3600, time_limit=23 * 3600 + 300)
 def pull(*, run_id: int) -> str:
     run = services.pull_claim(run_id=run_id)
     if run is None:
-        logger.info("Pull %s has ended already; skipped", run_id, extra={"pull_id": run_id})
+        logger.info("Pull %s is taken by a worker or has ended; skipped", run_id, extra={"pull_id": run_id})
         return "skipped"
     with scope(partner=run.partner):
         return services.vendor_pull(run=run).status
@@ -36,9 +37,16 @@ def nightly_pull() -> int:
     for partner in services.connected_partners():
         with scope(partner=partner):
             run = services.pull_start(partner=partner, trigger=PullTrigger.NIGHTLY)
-        if run is not None:
+        if run is None:
+            continue
+        try:
             pull.delay(run_id=run.pk)
-            started += 1
+        except Exception:  # the broker is down: this night's pull ends failed, saying why; the others go on
+            logger.exception("Could not queue pull %s", run.pk)
+            with scope(partner=partner):
+                services.pull_not_queued(run=run)
+            continue
+        started += 1
     return started
 
 

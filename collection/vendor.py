@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import msal
 import requests
@@ -205,6 +205,7 @@ class VendorClient:
         self.credentials, self.endpoints, self.report_rate = credentials, endpoints, report_rate
         self.max_wait, self.throttle_retries, self.timeout = max_wait, throttle_retries, timeout
         self.stats = Stats()
+        self.more_customers = False  # the portal had more than the first page (write_customers)
         self.retry_budget = retry_budget
         self._spent: dict[str, int] = {}  # retries spent per customer ("" for the partner's own calls)
         self._lock = threading.Lock()
@@ -228,16 +229,20 @@ class VendorClient:
         """Gets the partner portal's token (raises VendorError: CREDENTIALS_REFUSED, …)."""
         self._token(self._partner_call("the partner portal's token"))
 
-    def write_customers(self, path: Path) -> list[str]:
+    def write_customers(self, path: Path, *, first_page_only: bool = False) -> list[str]:
         """Writes the partner's customer list (every page, `links.next` followed with its
-        continuation header) to `path` as one `{"totalCount": n, "items": [...]}` collection, and
-        returns the customers' tenant ids in the portal's order."""
+        continuation header; or its first page) to `path` as one `{"totalCount": n, "items": [...]}`
+        collection, and returns the customers' tenant ids in the portal's order. After a first
+        page only, `more_customers` says whether the portal has more."""
         call = self._partner_call("the customer list")
         tenants: list[str] = []
+        url = f"{self.endpoints.partner_center}/v1/customers"
         with _Collection(path, "items") as out:
-            for item in self._portal_pages(call, f"{self.endpoints.partner_center}/v1/customers"):
+            pages = self._portal_pages(call, url, first_page_only=first_page_only)
+            for item in pages:
                 out.add(item)
-                tenant = str(((item or {}).get("companyProfile") or {}).get("tenantId") or "")
+                profile = item.get("companyProfile") if isinstance(item, dict) else None
+                tenant = str(profile.get("tenantId") or "") if isinstance(profile, dict) else ""
                 if tenant:
                     tenants.append(tenant)
         return tenants
@@ -247,7 +252,7 @@ class VendorClient:
         call = self._partner_call(
             "the subscriptions",
             customer=tenant_id,
-            role="the Admin agent role in the partner portal, with a delegated admin relationship to this customer",
+            role="to be added in Partner Center (App management) with a delegated admin relationship to this customer",
         )
         url = f"{self.endpoints.partner_center}/v1/customers/{tenant_id}/subscriptions"
         with _Collection(path, "items") as out:
@@ -261,7 +266,8 @@ class VendorClient:
         call = self._graph_call(
             "the subscribed SKUs",
             tenant_id,
-            role="the delegated role Directory Readers (or Global Reader) and the permission Organization.Read.All",
+            role="the application permission Organization.Read.All consented in this customer's tenant (a person "
+            "would need the delegated role Directory Readers or Global Reader)",
         )
         url: str | None = f"{self.endpoints.graph}/v1.0/subscribedSkus"
         with _Collection(path, "value", total=False) as out:
@@ -270,6 +276,8 @@ class VendorClient:
                 for item in _list(call, page, "value"):
                     out.add(item)
                 url = page.get("@odata.nextLink") or None
+                if url and not _same_origin(str(url), self.endpoints.graph):  # never our token elsewhere
+                    raise VendorError(ErrorKind.MALFORMED, f"{call.subject} pointed its next page at another host.")
         return out.count
 
     def write_activity_report(self, tenant_id: str, day: dt.date, path: Path) -> Report:
@@ -278,7 +286,8 @@ class VendorClient:
         call = self._graph_call(
             f"the activity report of {day.isoformat()}",
             tenant_id,
-            role="the delegated role Reports Reader and the permission Reports.Read.All",
+            role="the application permission Reports.Read.All consented in this customer's tenant (a person "
+            "would need the delegated role Reports Reader)",
         )
         url = f"{self.endpoints.graph}{REPORT.format(day=day.isoformat())}"
         while True:
@@ -327,17 +336,24 @@ class VendorClient:
     def _graph_call(self, what: str, tenant_id: str, *, role: str) -> _Call:
         return _Call(what, tenant_id, f"{self.endpoints.graph}/.default", "the directory", tenant_id, role)
 
-    def _portal_pages(self, call: _Call, url: str) -> Iterator[Any]:
+    def _portal_pages(self, call: _Call, url: str, *, first_page_only: bool = False) -> Iterator[Any]:
         """The items of a partner portal collection, page by page (`links.next` with its headers)."""
         headers: dict[str, str] = {}
         while True:
             page = self._json(call, self._get(call, url, headers=headers))
             yield from _list(call, page, "items")
-            following = ((page.get("links") or {}).get("next") or {}) if isinstance(page, dict) else {}
-            if not following.get("uri"):
+            links = page.get("links") if isinstance(page, dict) else None
+            following = links.get("next") if isinstance(links, dict) else None
+            if not isinstance(following, dict) or not following.get("uri"):
                 return
+            if first_page_only:
+                self.more_customers = True
+                return
+            # the portal writes it relative to its API root ("/v1/customers?…"), under our base URL
             url = urljoin(f"{self.endpoints.partner_center}/v1/", str(following["uri"]).lstrip("/").removeprefix("v1/"))
-            headers = {str(h.get("key")): str(h.get("value")) for h in following.get("headers") or [] if h.get("key")}
+            pairs = following.get("headers")
+            pairs = pairs if isinstance(pairs, list) else []
+            headers = {str(h.get("key")): str(h.get("value")) for h in pairs if isinstance(h, dict) and h.get("key")}
 
     def _get(
         self, call: _Call, url: str, *, headers: dict[str, str] | None = None, stream: bool = False
@@ -377,7 +393,7 @@ class VendorClient:
                 if throttled > self.throttle_retries or wait > self.max_wait:
                     raise VendorError(
                         ErrorKind.THROTTLED,
-                        f"{call.subject} kept being throttled by the vendor ({throttled} times); "
+                        f"{call.subject} kept being throttled by the vendor ({_times(throttled)}); "
                         "it is asked again at the next pull.",
                         status=429,
                     )
@@ -401,7 +417,7 @@ class VendorClient:
         if answer.status_code >= 400:
             detail = _vendor_message(answer)
             answer.close()
-            if answer.status_code >= 500 or answer.status_code in (403, 404, 410):  # expired address: ask again
+            if answer.status_code >= 500 or answer.status_code in (401, 403, 404, 410):  # expired address: ask again
                 self._retry_or_fail(call, f"the download answered {answer.status_code} ({detail})")
                 raise _Retry
             raise self._refused(call, answer.status_code, detail)
@@ -453,7 +469,7 @@ class VendorClient:
         if not allowed:
             raise VendorError(
                 ErrorKind.UNAVAILABLE,
-                f"Could not get {call.object}: {problem}. It was tried {spent + 1} times; it is asked again at the "
+                f"Could not get {call.object}: {problem}. It was tried {_times(spent + 1)}; it is asked again at the "
                 "next pull.",
             )
         time.sleep(min(wait if wait is not None else BACKOFF * 2 ** min(spent, 5), self.max_wait))
@@ -580,7 +596,11 @@ class VendorClient:
                 "on the connection page.",
                 code=",".join(str(code) for code in sorted(codes)),
             )
-        return VendorError(ErrorKind.UNAVAILABLE, f"No token for {call.subject.lower()} ({reason}).", code=str(codes))
+        return VendorError(
+            ErrorKind.UNAVAILABLE,
+            f"No token for {call.object} ({reason}).",
+            code=",".join(str(code) for code in sorted(codes)),
+        )
 
 
 class _Retry(Exception):
@@ -635,6 +655,14 @@ def _report_rows(call: _Call, path: Path, written: int) -> int:
                 )
             rows += 1
     return rows
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _same_origin(url: str, base: str) -> bool:
+    return urlsplit(url)[:2] == urlsplit(base)[:2]
 
 
 def _retry_after(answer: requests.Response) -> float | None:

@@ -134,6 +134,9 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             # Django's request logger would repeat what django-structlog logs for each request.
             "django.request": {"level": "ERROR"},
             "django.server": {"level": "WARNING"},
+            # At DEBUG they would log the vendor's URLs, among them a report's pre-authenticated download.
+            "urllib3": {"level": "WARNING"},
+            "msal": {"level": "WARNING"},
         },
     }
 

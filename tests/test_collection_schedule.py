@@ -85,3 +85,21 @@ def test_without_a_connection_nothing_is_pulled_and_the_command_exits_1(partner,
         call_command("pull_vendor_data", "--partner", partner.slug)
     page = client_for(staff[Role.ADMIN_AGENT]).post("/sync/pull/", follow=True).content.decode()
     assert "There is no connection to the vendor&#x27;s APIs yet" in page
+
+
+def test_a_queued_pull_is_taken_by_one_worker_only(connected, partner):
+    run = services.pull_start(partner=partner, trigger=PullTrigger.MANUAL)
+    first, second = services.pull_claim(run_id=run.pk), services.pull_claim(run_id=run.pk)
+    assert first is not None
+    assert first.pk == run.pk
+    assert second is None  # a redelivered copy of the task, or a second worker
+    with scope():
+        assert tasks.pull(run_id=run.pk) == "skipped"
+
+
+def test_a_pull_ended_by_the_sweeper_stays_ended(connected, partner):
+    run = services.pull_start(partner=partner, trigger=PullTrigger.MANUAL)
+    PullRun.objects.filter(pk=run.pk).update(status=PullStatus.FAILED, error="swept")
+    services.vendor_pull(run=run)  # fails at the closed port, after the sweeper ended it
+    run.refresh_from_db()
+    assert (run.status, run.error) == (PullStatus.FAILED, "swept")
