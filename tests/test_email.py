@@ -336,6 +336,8 @@ def test_a_real_worker_sends_an_invitation_to_the_smtp_server_of_email_url(partn
                 kwargs={"invitation_id": invitation.pk, "site_url": "https://insights.example.com"}, queue=queue
             )
             wait_for(lambda: inbox.messages, timeout=60, what="the worker's email", log=folder / "worker.log")
+            recorded = Invitation.objects.filter(pk=invitation.pk, sent_at__isnull=False)  # saved after sending
+            wait_for(recorded.exists, timeout=30, what="the invitation's sent_at", log=folder / "worker.log")
             log = (folder / "worker.log").read_text()
         (message,) = inbox.messages
         assert message["To"] == "nia@alpha.example"
