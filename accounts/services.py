@@ -14,6 +14,7 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.models import Session
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
@@ -281,3 +282,29 @@ def api_token_authenticate(*, secret: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+# "Forgot password" sends mail to any address typed in: a budget per address and per client
+# keeps it from being used to flood an inbox, or to spam from this product's domain.
+RESET_MAILS_PER_ADDRESS = 3
+RESET_MAILS_PER_CLIENT = 20
+RESET_BUDGET_SECONDS = 3600
+
+
+def password_reset_allowed(*, email: str, client: str | None) -> bool:
+    """Counts one "forgot password" request against the address's and the client's budgets for
+    the hour; False when either is spent. Keys hold hashes, never the address itself."""
+    allowed = True
+    for kind, value, limit in (
+        ("address", email.strip().lower(), RESET_MAILS_PER_ADDRESS),
+        ("client", client or "unknown", RESET_MAILS_PER_CLIENT),
+    ):
+        key = f"password-reset:{kind}:{hashlib.sha256(value.encode()).hexdigest()}"
+        cache.add(key, 0, timeout=RESET_BUDGET_SECONDS)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between the two calls: a new hour
+            cache.set(key, 1, timeout=RESET_BUDGET_SECONDS)
+            count = 1
+        allowed = allowed and count <= limit
+    return allowed

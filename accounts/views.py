@@ -1,4 +1,5 @@
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -19,7 +20,10 @@ from accounts.forms import AcceptInvitationForm, ApiTokenForm, InviteForm, Membe
 from accounts.http import PartnerRequest
 from accounts.models import ApiToken, Invitation, StaffUser
 from accounts.roles import Action, Role, can_grant, can_manage_invitation, can_manage_member, require_action
+from core.clients import client_address
 from core.pages import as_context
+
+logger = logging.getLogger(__name__)
 
 
 @require_action(Action.MANAGE_STAFF)
@@ -213,7 +217,11 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     account; the worker looks the account up and sends the email (tasks.send_password_reset)."""
     form = PasswordResetRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        tasks.mail_enqueue(tasks.send_password_reset, email=form.cleaned_data["email"], site_url=_site_url(request))
+        email = form.cleaned_data["email"]
+        if services.password_reset_allowed(email=email, client=client_address(request)):
+            tasks.mail_enqueue(tasks.send_password_reset, email=email, site_url=_site_url(request))
+        else:  # the same answer: over the budget says nothing about the address either
+            logger.warning("Password reset requests over the hourly budget; no mail sent")
         return redirect("password_reset_done")
     return render(request, "registration/password_reset_form.html", as_context(ResetPage(form)))
 

@@ -394,3 +394,22 @@ def test_csrf_is_enforced_on_the_new_unsafe_routes(staff, committed):
     invitation.refresh_from_db()
     assert (invitation.link_version, invitation.cancelled_at, invitation.accepted_at) == (1, None, None)
     assert len(mail.outbox) == 1
+
+
+def test_forgot_password_sends_at_most_three_mails_an_hour_to_an_address_and_twenty_from_a_client(staff, committed):
+    member = staff[Role.SALES_AGENT]
+
+    def ask(email: str, address: str = "203.0.113.5") -> str:
+        answer = committed(Client(REMOTE_ADDR=address).post, "/accounts/password/reset/", {"email": email})
+        return answer["Location"]
+
+    answers = {ask(member.email.upper(), address=f"203.0.113.{n}") for n in range(5)}  # spelled and sent apart
+    assert answers == {"/accounts/password/reset/sent/"}  # the same answer over the budget: no oracle
+    assert len(mail.outbox) == 3
+    others = {ask(f"someone{n}@elsewhere.example", address="198.51.100.9") for n in range(25)}
+    assert others == {"/accounts/password/reset/sent/"}
+    assert len(mail.outbox) == 3  # unknown addresses get no mail anyway; nothing else changed
+    ask(staff[Role.ADMIN_AGENT].email, address="198.51.100.9")  # this client's 26th request: over 20
+    assert len(mail.outbox) == 3
+    ask(staff[Role.ADMIN_AGENT].email, address="198.51.100.10")  # another client: within both budgets
+    assert [message.to for message in mail.outbox[3:]] == [[staff[Role.ADMIN_AGENT].email]]
