@@ -254,6 +254,8 @@ def vendor_pull(*, run: PullRun) -> PullRun:
             run.customers_total = len(customers)
             run.save(update_fields=["customers_total"])
             for download in _downloads(client, customers, Path(scratch), run):
+                if download.error is not None and download.error.kind == ErrorKind.CREDENTIALS_REFUSED:
+                    raise download.error  # the partner's own credentials (e.g. the secret expired mid-pull): once
                 touched += _import_customer(run, download, customers[download.tenant_id])
                 _record_stats(run, client)
                 if touched and time.monotonic() - recomputed_at > RECOMPUTE_EVERY:  # a long first pull

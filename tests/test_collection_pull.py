@@ -25,7 +25,7 @@ from accounts.models import Partner
 from accounts.roles import Role
 from collection import encryption, services, tasks
 from collection.models import CustomerSync, PullRun, PullStatus, PullTrigger, VendorConnection
-from collection.vendor import ErrorKind, VendorClient
+from collection.vendor import ErrorKind, VendorClient, VendorError
 from customers.models import Activity, Customer, EndUser, LicenseAssignment, Subscription
 from imports.models import ImportOrigin, ImportRun
 from imports.pipeline.sources import source_from_path
@@ -276,6 +276,9 @@ def test_each_customer_fails_alone_in_plain_words_and_keeps_its_stored_data(
     # the token never reached the download host, and the secret is in no log line
     assert not [seen for seen in replay.requests if seen.path.startswith("/reports/") and seen.had_authorization]
     assert world.secret not in caplog.text + out + err
+    said = caplog.text + out + err + " ".join(sync.error for sync in syncs.values())
+    assert replay._tokens  # tokens were issued, and none of them was ever written down
+    assert not [token for token in replay._tokens if token in said]
 
     # the Sync page and the API tell the same, failing customers first
     page = client_for(staff[Role.ADMIN_AGENT]).get("/sync/").content.decode()
@@ -537,3 +540,26 @@ def test_an_unforeseen_failure_of_one_customer_is_its_own(vendor, partner, monke
     assert f"The answers of customer {broken} could not be stored (OSError: [Errno 28] No space left" in sync.error
     assert CustomerSync.objects.filter(partner=partner, error="", last_report_day=YESTERDAY).count() == 2
     assert PullRun.objects.get(partner=partner).status == PullStatus.PARTIAL
+
+
+def test_credentials_refused_in_the_middle_of_a_pull_end_it_with_one_message(vendor, partner, monkeypatch, settings):
+    world = fast_world(customers=6, users=3)
+    vendor(world)
+    settings.VENDOR_PULL_CONCURRENCY = 1  # one customer at a time: those after the refusal are not imported
+    refused_from = world.tenants[2].tenant_id
+    write = VendorClient.write_subscriptions
+
+    def secret_expired_from_the_third(self, tenant_id, path):
+        if tenant_id == refused_from:
+            raise VendorError(
+                ErrorKind.CREDENTIALS_REFUSED, "The login service refused the app's credentials (AADSTS7000222)."
+            )
+        return write(self, tenant_id, path)
+
+    monkeypatch.setattr(VendorClient, "write_subscriptions", secret_expired_from_the_third)
+    with pytest.raises(CommandError, match=r"Nothing could be pulled: Credentials refused: .*AADSTS7000222"):
+        pull(partner)
+    run = PullRun.objects.get(partner=partner)
+    assert run.status == PullStatus.FAILED
+    assert not CustomerSync.objects.filter(partner=partner).exclude(error="").exists()  # no line per customer
+    assert not CustomerSync.objects.filter(partner=partner, tenant_id=refused_from).exists()
