@@ -25,7 +25,7 @@ from accounts.models import Partner
 from accounts.roles import Role
 from collection import encryption, services, tasks
 from collection.models import CustomerSync, PullRun, PullStatus, PullTrigger, VendorConnection
-from collection.vendor import ErrorKind, VendorClient, VendorError
+from collection.vendor import Credentials, Endpoints, ErrorKind, Rate, VendorClient, VendorError
 from customers.models import Activity, Customer, EndUser, LicenseAssignment, Subscription
 from imports.models import ImportOrigin, ImportRun
 from imports.pipeline.sources import source_from_path
@@ -563,3 +563,40 @@ def test_credentials_refused_in_the_middle_of_a_pull_end_it_with_one_message(ven
     assert run.status == PullStatus.FAILED
     assert not CustomerSync.objects.filter(partner=partner).exclude(error="").exists()  # no line per customer
     assert not CustomerSync.objects.filter(partner=partner, tenant_id=refused_from).exists()
+
+
+# --- the client alone, against the replay ---------------------------------------------------------
+
+
+def client_of(replay: VendorReplay, world: World, **options) -> VendorClient:
+    endpoints = Endpoints(replay.login_url, replay.partner_center_url, replay.graph_url, replay.ca_path)
+    credentials = Credentials(world.partner_tenant, world.client_id, world.secret)
+    return VendorClient(credentials, endpoints, report_rate=Rate(1000, 1.0), **options)
+
+
+def test_a_429_is_waited_out_for_its_retry_after(tmp_path):
+    world = fast_world(customers=1, users=3)
+    tenant = world.tenants[0].tenant_id
+    world.faults[tenant] = {"throttled_once"}
+    with VendorReplay(world) as replay:
+        client = client_of(replay, world)
+        report = client.write_activity_report(tenant, YESTERDAY, tmp_path / "report.csv")
+        client.close()
+    asked = [seen for seen in replay.requests if "getOffice365" in seen.path]
+    assert [seen.status for seen in asked] == [429, 302]
+    assert asked[1].at - asked[0].at >= 1.0  # its Retry-After: 1
+    assert (report.rows, client.stats.throttled) == (len(world.report_rows(tenant, YESTERDAY)), 1)
+
+
+def test_a_retry_after_longer_than_the_client_waits_gives_up_at_once(tmp_path):
+    world = fast_world(customers=1, users=3)
+    tenant = world.tenants[0].tenant_id
+    world.faults[tenant] = {"throttled_forever"}
+    with VendorReplay(world) as replay:
+        client = client_of(replay, world, max_wait=0.5)
+        with pytest.raises(VendorError) as refused:
+            client.write_activity_report(tenant, YESTERDAY, tmp_path / "report.csv")
+        client.close()
+    assert refused.value.kind == ErrorKind.THROTTLED
+    assert "kept being throttled by the vendor (once)" in refused.value.message
+    assert replay.count("getOffice365", tenant=tenant) == 1  # not asked again within this pull
