@@ -35,7 +35,7 @@ from django_scopes import scopes_disabled
 from accounts.models import Partner, StaffUser
 from collection import encryption
 from collection.models import CustomerSync, PullRun, PullStatus, PullTrigger, VendorConnection
-from collection.vendor import Credentials, Endpoints, ErrorKind, Rate, Report, VendorClient, VendorError
+from collection.vendor import Credentials, Endpoints, ErrorKind, Rate, Report, VendorClient, VendorError, tenant_of
 from customers.models import Customer
 from imports.models import ImportOrigin, ImportStatus
 from imports.pipeline.sources import source_from_path
@@ -106,12 +106,16 @@ def vendor_client(connection: VendorConnection, *, interactive: bool = False) ->
         secret = encryption.decrypt(connection.encrypted_secret)
     except encryption.SecretUnreadable as error:
         raise NotConnected(str(error)) from None
-    patience: dict[str, Any] = {"retry_budget": 0, "max_wait": 0.0, "timeout": (3.0, 8.0)} if interactive else {}
+    patience: dict[str, Any] = (
+        {"retry_budget": 0, "max_wait": 0.0, "timeout": (3.0, 8.0)}
+        if interactive
+        else {"retry_budget": settings.VENDOR_RETRY_BUDGET}
+    )
     return VendorClient(
         Credentials(connection.tenant_id, connection.client_id, secret),
         endpoints(),
         report_rate=Rate.parse(settings.VENDOR_REPORT_RATE),
-        **({"retry_budget": settings.VENDOR_RETRY_BUDGET} | patience),
+        **patience,
     )
 
 
@@ -248,6 +252,7 @@ def vendor_pull(*, run: PullRun) -> PullRun:
         return _pull_failed(run, ErrorKind.CREDENTIALS_REFUSED, "No connection to the vendor's APIs is set up.")
     touched: list[tuple[dt.date, dt.date]] = []
     recomputed_at = time.monotonic()
+    failure: tuple[ErrorKind, str] | None = None
     try:
         with _client(connection) as client, tempfile.TemporaryDirectory(prefix="vendor-pull-") as scratch:
             customers = _customer_list(client, Path(scratch), only=run.customer_tenant_id)
@@ -262,16 +267,14 @@ def vendor_pull(*, run: PullRun) -> PullRun:
                     _recompute(partner, touched)
                     touched, recomputed_at = [], time.monotonic()
     except NotConnected as error:
-        return _pull_failed(run, ErrorKind.CREDENTIALS_REFUSED, str(error))
+        failure = (ErrorKind.CREDENTIALS_REFUSED, str(error))
     except VendorError as error:
-        _recompute(partner, touched)
-        return _pull_failed(run, error.kind, error.message)
+        failure = (error.kind, error.message)
     except SoftTimeLimitExceeded:
-        _recompute(partner, touched)
-        return _pull_failed(
-            run, ErrorKind.UNAVAILABLE, "The pull reached its time limit; the next pull goes on where it stopped."
-        )
-    _recompute(partner, touched)
+        failure = (ErrorKind.UNAVAILABLE, "The pull reached its time limit; the next pull goes on where it stopped.")
+    _recompute(partner, touched)  # what was imported before a failure stands, and is computed
+    if failure is not None:
+        return _pull_failed(run, *failure)
     run.status = PullStatus.PARTIAL if run.customers_failed else PullStatus.SUCCEEDED
     run.finished_at = timezone.now()
     if not _save_if_running(run):
@@ -295,20 +298,14 @@ def _customer_list(client: VendorClient, scratch: Path, *, only: str) -> dict[st
     with path.open(encoding="utf-8") as file:
         items = json.load(file).get("items", [])  # a page at a time on the wire; ~1 kB per customer here
     # a tenant id names folders and URLs: only GUIDs (the directory's form) are taken
-    customers = {_tenant(item): item for item in items if TENANT_ID.fullmatch(_tenant(item))}
-    skipped = sum(1 for item in items if not TENANT_ID.fullmatch(_tenant(item)))
-    if skipped:
-        logger.warning("%d customers of the partner portal have no directory tenant id; skipped", skipped)
+    customers = {tenant_of(item): item for item in items if TENANT_ID.fullmatch(tenant_of(item))}
+    if skipped := len(items) - len(customers):
+        logger.warning("%d customers of the partner portal skipped (no directory tenant id, or listed twice)", skipped)
     if only:
         if only not in customers:
             raise VendorError(ErrorKind.TENANT_GONE, f"{only} is not among the partner portal's customers.")
         customers = {only: customers[only]}
     return customers
-
-
-def _tenant(item: Any) -> str:
-    profile = (item.get("companyProfile") if isinstance(item, dict) else None) or {}
-    return str(profile.get("tenantId") or "") if isinstance(profile, dict) else ""
 
 
 def _downloads(

@@ -31,7 +31,6 @@ import csv
 import datetime as dt
 import email.utils
 import json
-import logging
 import re
 import threading
 import time
@@ -47,12 +46,13 @@ import msal
 import requests
 from django.db import models
 
-logger = logging.getLogger(__name__)
-
 USER_AGENT = "PartnerInsights/1.0"
 REPORT = "/v1.0/reports/getOffice365ActiveUserDetail(date={day})"
 CHUNK = 64 * 1024
 BACKOFF = 0.25  # seconds before the first retry; doubling up to 8 s
+# AADSTS codes of a customer tenant without the app's consent: not found there, consent required,
+# disabled there, service principal missing.
+CONSENT_CODES = {700016, 65001, 7000112, 500011}
 
 
 class ErrorKind(models.TextChoices):
@@ -241,9 +241,7 @@ class VendorClient:
             pages = self._portal_pages(call, url, first_page_only=first_page_only)
             for item in pages:
                 out.add(item)
-                profile = item.get("companyProfile") if isinstance(item, dict) else None
-                tenant = str(profile.get("tenantId") or "") if isinstance(profile, dict) else ""
-                if tenant:
+                if tenant := tenant_of(item):
                     tenants.append(tenant)
         return tenants
 
@@ -582,12 +580,12 @@ class VendorClient:
                 f"The partner's tenant {call.tenant} does not exist ({reason}). Check the tenant id.",
                 code="90002",
             )
-        if call.customer and codes & {700016, 65001, 7000112, 500011}:
+        if call.customer and codes & CONSENT_CODES:
             return VendorError(
                 ErrorKind.CONSENT_REVOKED,
                 f"Customer {call.customer} has not consented to the app, or revoked it ({reason}). A Global "
                 "admin of the customer grants it again through the partner's delegated admin access.",
-                code=str(min(codes & {700016, 65001, 7000112, 500011})),
+                code=str(min(codes & CONSENT_CODES)),
             )
         if not call.customer or codes & {7000215, 7000222, 700016}:
             return VendorError(
@@ -625,6 +623,12 @@ class _Collection:
     def __exit__(self, *exc: object) -> None:
         self.file.write("]" + (f', "totalCount": {self.count}' if self.total else "") + "}")
         self.file.close()
+
+
+def tenant_of(customer: Any) -> str:
+    """A partner portal customer's directory tenant id (`companyProfile.tenantId`), or ""."""
+    profile = customer.get("companyProfile") if isinstance(customer, dict) else None
+    return str(profile.get("tenantId") or "") if isinstance(profile, dict) else ""
 
 
 def _list(call: _Call, page: Any, key: str) -> list[Any]:
